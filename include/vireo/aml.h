@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * A small ACPI Machine Language encoder for the DSDT (ACPI 6.4, chapter 20).
+ * Terms are byte arrays; constructors that take children consume them, so
+ * a tree is built bottom-up without leaks:
+ *
+ *   aml_append(dsdt, aml_name_decl("_S5_", aml_package(4, ...)));
+ */
+#ifndef VIREO_AML_H
+#define VIREO_AML_H
+
+#include <glib.h>
+#include <stdint.h>
+
+typedef GByteArray Aml;
+
+Aml *aml_new(void);
+/* Appends @child to @parent and frees @child. Returns @parent. */
+Aml *aml_append(Aml *parent, Aml *child);
+
+Aml *aml_int(uint64_t v);
+Aml *aml_string(const char *s);
+/* A NameString: up to four characters per segment, dots between, optional '\\' or '^'. */
+Aml *aml_namestring(const char *name);
+/* Name(name, value) */
+Aml *aml_name_decl(const char *name, Aml *value);
+/* Package(n) { elements... }: @n elements, each an Aml* consumed. */
+Aml *aml_package(unsigned n, ...);
+/* Scope(name) { body } and Device(name) { body }; @body consumed. */
+Aml *aml_scope(const char *name, Aml *body);
+Aml *aml_device(const char *name, Aml *body);
+/* EISA id such as "PNP0A08" as the 32-bit integer ACPI uses. */
+Aml *aml_eisaid(const char *id);
+
+#endif

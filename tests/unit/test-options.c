@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* vireo-vmm's command line. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "vireo/layout.h"
+#include "vireo/options.h"
+#include "vireo/util.h"
+
+static VmmOptions *parse(GError **error, ...)
+{
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    va_list ap;
+    const char *a;
+
+    g_ptr_array_add(argv, "vireo-vmm");
+    va_start(ap, error);
+    while ((a = va_arg(ap, const char *)))
+        g_ptr_array_add(argv, (gpointer)a);
+    va_end(ap);
+    g_ptr_array_add(argv, NULL);
+    return vmm_options_parse(argv->len - 1, (char **)argv->pdata, error);
+}
+
+static void test_full(void **unused)
+{
+    g_autoptr(VmmOptions) o = parse(NULL, "--kernel", "k", "--initrd", "i", "--cmdline",
+                                    "console=ttyS0", "--memory", "2G", "--cpus", "4",
+                                    "--serial", "none", "--qmp", "unix:/tmp/q",
+                                    "--debug-exit", "--name", "vm1", "--no-reboot", "-S",
+                                    NULL);
+    assert_non_null(o);
+    assert_string_equal(o->machine->kernel, "k");
+    assert_string_equal(o->machine->initrd, "i");
+    assert_string_equal(o->machine->cmdline, "console=ttyS0");
+    assert_true(o->machine->memory == 2 * LAYOUT_GIB);
+    assert_int_equal(o->machine->cpus, 4);
+    assert_string_equal(o->machine->serial, "none");
+    assert_string_equal(o->qmp, "unix:/tmp/q");
+    assert_true(o->machine->debug_exit && o->machine->no_reboot && o->machine->start_paused);
+    assert_string_equal(o->machine->name, "vm1");
+}
+
+static void test_defaults(void **unused)
+{
+    g_autoptr(VmmOptions) o = parse(NULL, "--kernel=k", NULL);
+    assert_non_null(o);
+    assert_true(o->machine->memory == 128 * LAYOUT_MIB);
+    assert_int_equal(o->machine->cpus, 1);
+    assert_string_equal(o->machine->serial, "stdio");
+    assert_null(o->qmp);
+    assert_false(o->machine->debug_exit);
+}
+
+static void expect_error(const char *needle, ...)
+{
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    g_autoptr(GError) err = NULL;
+    g_autoptr(VmmOptions) o = NULL;
+    va_list ap;
+    const char *a;
+
+    g_ptr_array_add(argv, "vireo-vmm");
+    va_start(ap, needle);
+    while ((a = va_arg(ap, const char *)))
+        g_ptr_array_add(argv, (gpointer)a);
+    va_end(ap);
+    g_ptr_array_add(argv, NULL);
+    o = vmm_options_parse(argv->len - 1, (char **)argv->pdata, &err);
+    assert_null(o);
+    if (!strstr(err->message, needle))
+        fail_msg("'%s' does not mention '%s'", err->message, needle);
+}
+
+static void test_errors(void **unused)
+{
+    expect_error("--kernel FILE is required", NULL);
+    expect_error("--memory 'lots'", "--kernel", "k", "--memory", "lots", NULL);
+    expect_error("--memory '0'", "--kernel", "k", "--memory", "0", NULL);
+    expect_error("--memory '12T'", "--kernel", "k", "--memory", "12T", NULL);
+    expect_error("--cpus '0'", "--kernel", "k", "--cpus", "0", NULL);
+    expect_error("--cpus '2x'", "--kernel", "k", "--cpus", "2x", NULL);
+    expect_error("--cpus '1000'", "--kernel", "k", "--cpus", "1000", NULL);
+    expect_error("unknown option '--frobnicate'", "--kernel", "k", "--frobnicate", NULL);
+    expect_error("needs a value", "--kernel", NULL);
+    expect_error("expected unix:PATH", "--kernel", "k", "--qmp", "tcp:1:2", NULL);
+    expect_error("unexpected argument 'extra'", "--kernel", "k", "extra", NULL);
+}
+
+static void test_memory_units(void **unused)
+{
+    uint64_t b;
+    assert_true(vmm_parse_memory("512", &b, NULL));
+    assert_true(b == 512 * LAYOUT_MIB);
+    assert_true(vmm_parse_memory("512M", &b, NULL));
+    assert_true(b == 512 * LAYOUT_MIB);
+    assert_true(vmm_parse_memory("3g", &b, NULL));
+    assert_true(b == 3 * LAYOUT_GIB);
+    assert_false(vmm_parse_memory("-1", &b, NULL));
+    assert_false(vmm_parse_memory("", &b, NULL));
+    assert_false(vmm_parse_memory("99999999999999999999", &b, NULL));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_full),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_memory_units),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

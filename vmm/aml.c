@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* AML term encoding: names, integers, packages, scopes and devices. */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vireo/aml.h"
+
+#define AML_ZERO_OP 0x00
+#define AML_ONE_OP 0x01
+#define AML_NAME_OP 0x08
+#define AML_BYTE_PREFIX 0x0a
+#define AML_WORD_PREFIX 0x0b
+#define AML_DWORD_PREFIX 0x0c
+#define AML_STRING_PREFIX 0x0d
+#define AML_QWORD_PREFIX 0x0e
+#define AML_SCOPE_OP 0x10
+#define AML_PACKAGE_OP 0x12
+#define AML_DUAL_NAME_PREFIX 0x2e
+#define AML_MULTI_NAME_PREFIX 0x2f
+#define AML_EXT_OP_PREFIX 0x5b
+#define AML_DEVICE_OP 0x82
+#define AML_ONES_OP 0xff
+
+Aml *aml_new(void)
+{
+    return g_byte_array_new();
+}
+
+Aml *aml_append(Aml *parent, Aml *child)
+{
+    g_byte_array_append(parent, child->data, child->len);
+    g_byte_array_unref(child);
+    return parent;
+}
+
+static void put_byte(Aml *a, uint8_t b)
+{
+    g_byte_array_append(a, &b, 1);
+}
+
+static void put_le(Aml *a, uint64_t v, unsigned len)
+{
+    for (unsigned i = 0; i < len; i++)
+        put_byte(a, v >> (8 * i));
+}
+
+Aml *aml_int(uint64_t v)
+{
+    Aml *a = aml_new();
+
+    if (v == 0) {
+        put_byte(a, AML_ZERO_OP);
+    } else if (v == 1) {
+        put_byte(a, AML_ONE_OP);
+    } else if (v == UINT64_MAX) {
+        put_byte(a, AML_ONES_OP);
+    } else if (v <= 0xff) {
+        put_byte(a, AML_BYTE_PREFIX);
+        put_le(a, v, 1);
+    } else if (v <= 0xffff) {
+        put_byte(a, AML_WORD_PREFIX);
+        put_le(a, v, 2);
+    } else if (v <= 0xffffffff) {
+        put_byte(a, AML_DWORD_PREFIX);
+        put_le(a, v, 4);
+    } else {
+        put_byte(a, AML_QWORD_PREFIX);
+        put_le(a, v, 8);
+    }
+    return a;
+}
+
+Aml *aml_string(const char *s)
+{
+    Aml *a = aml_new();
+
+    put_byte(a, AML_STRING_PREFIX);
+    g_byte_array_append(a, (const guint8 *)s, strlen(s) + 1);
+    return a;
+}
+
+/* A NameSeg is exactly four characters, padded with '_'. */
+static void put_nameseg(Aml *a, const char *seg, size_t len)
+{
+    g_assert(len >= 1 && len <= 4);
+    for (size_t i = 0; i < 4; i++)
+        put_byte(a, i < len ? seg[i] : '_');
+}
+
+Aml *aml_namestring(const char *name)
+{
+    Aml *a = aml_new();
+    g_auto(GStrv) segs = NULL;
+    guint n;
+
+    while (*name == '\\' || *name == '^')
+        put_byte(a, *name++);
+    if (!*name) {
+        put_byte(a, 0x00);      /* NullName */
+        return a;
+    }
+    segs = g_strsplit(name, ".", -1);
+    n = g_strv_length(segs);
+    if (n == 2) {
+        put_byte(a, AML_DUAL_NAME_PREFIX);
+    } else if (n > 2) {
+        put_byte(a, AML_MULTI_NAME_PREFIX);
+        put_byte(a, n);
+    }
+    for (guint i = 0; i < n; i++)
+        put_nameseg(a, segs[i], strlen(segs[i]));
+    return a;
+}
+
+/* PkgLength (20.2.4): 1 to 4 bytes, counting itself. */
+static void put_pkglength(Aml *a, size_t body_len)
+{
+    size_t total;
+
+    if (body_len + 1 <= 0x3f) {
+        put_byte(a, body_len + 1);
+        return;
+    }
+    for (unsigned extra = 1; extra <= 3; extra++) {
+        total = body_len + 1 + extra;
+        if (total < (1u << (4 + 8 * extra))) {
+            put_byte(a, (extra << 6) | (total & 0xf));
+            for (unsigned i = 0; i < extra; i++)
+                put_byte(a, total >> (4 + 8 * i));
+            return;
+        }
+    }
+    g_assert_not_reached();
+}
+
+/* Opcode(s), PkgLength, then @body (consumed). */
+static Aml *package_like(const uint8_t *op, size_t op_len, Aml *body)
+{
+    Aml *a = aml_new();
+
+    g_byte_array_append(a, op, op_len);
+    put_pkglength(a, body->len);
+    return aml_append(a, body);
+}
+
+Aml *aml_name_decl(const char *name, Aml *value)
+{
+    Aml *a = aml_new();
+
+    put_byte(a, AML_NAME_OP);
+    aml_append(a, aml_namestring(name));
+    return aml_append(a, value);
+}
+
+Aml *aml_package(unsigned n, ...)
+{
+    static const uint8_t op = AML_PACKAGE_OP;
+    Aml *body = aml_new();
+    va_list ap;
+
+    g_assert(n <= 0xff);
+    put_byte(body, n);
+    va_start(ap, n);
+    for (unsigned i = 0; i < n; i++)
+        aml_append(body, va_arg(ap, Aml *));
+    va_end(ap);
+    return package_like(&op, 1, body);
+}
+
+static Aml *named_block(const uint8_t *op, size_t op_len, const char *name, Aml *body)
+{
+    Aml *inner = aml_namestring(name);
+
+    aml_append(inner, body);
+    return package_like(op, op_len, inner);
+}
+
+Aml *aml_scope(const char *name, Aml *body)
+{
+    static const uint8_t op = AML_SCOPE_OP;
+    return named_block(&op, 1, name, body);
+}
+
+Aml *aml_device(const char *name, Aml *body)
+{
+    static const uint8_t op[] = { AML_EXT_OP_PREFIX, AML_DEVICE_OP };
+    return named_block(op, sizeof(op), name, body);
+}
+
+Aml *aml_eisaid(const char *id)
+{
+    uint32_t v;
+
+    g_assert(strlen(id) == 7);
+    /* Three 5-bit letters, then four hex digits, stored big-endian. */
+    v = ((uint32_t)(id[0] - 0x40) << 26) | ((uint32_t)(id[1] - 0x40) << 21) |
+        ((uint32_t)(id[2] - 0x40) << 16) | (uint32_t)strtoul(id + 3, NULL, 16);
+    return aml_int(GUINT32_SWAP_LE_BE(v));
+}

@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Command-line parsing for vireo-vmm. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vireo/layout.h"
+#include "vireo/options.h"
+#include "vireo/util.h"
+
+const char vmm_usage[] =
+    "Usage: vireo-vmm --kernel FILE [options]\n"
+    "\n"
+    "Runs one virtual machine on /dev/kvm.\n"
+    "\n"
+    "  --kernel FILE      kernel to boot directly: ELF64 (vmlinux) or bzImage\n"
+    "  --initrd FILE      initial ramdisk\n"
+    "  --cmdline STR      kernel command line\n"
+    "  --memory SIZE      guest RAM in MiB, or with a suffix M or G (default 128)\n"
+    "  --cpus N           number of vCPUs (default 1)\n"
+    "  --serial SPEC      where the serial port (COM1) goes: stdio (default), pty,\n"
+    "                     file:PATH, unix:PATH (a listening socket) or none\n"
+    "  --qmp unix:PATH    QMP control socket (QEMU's QMP protocol)\n"
+    "  --name NAME        name of the VM (query-name, thread names)\n"
+    "  --debug-exit       isa-debug-exit device at port 0x501: a write of V ends\n"
+    "                     vireo-vmm with status (V << 1) | 1\n"
+    "  --no-reboot        exit instead of rebooting when the guest resets\n"
+    "  -S                 do not start the vCPUs until QMP \"cont\"\n"
+    "  --help             this text\n"
+    "  --version          print the version\n"
+    "\n"
+    "Exit status: 0 when the guest powers off or QMP \"quit\" is used, 1 on bad\n"
+    "options or start-up errors, 2 when the guest crashes (triple fault or an\n"
+    "exit KVM cannot handle; the vCPU registers are printed), and (V << 1) | 1\n"
+    "after an isa-debug-exit write of V.\n";
+
+enum {
+    OPT_KERNEL = 256,
+    OPT_INITRD,
+    OPT_CMDLINE,
+    OPT_MEMORY,
+    OPT_CPUS,
+    OPT_SERIAL,
+    OPT_QMP,
+    OPT_NAME,
+    OPT_DEBUG_EXIT,
+    OPT_NO_REBOOT,
+    OPT_HELP,
+    OPT_VERSION,
+};
+
+static const struct option long_options[] = {
+    { "kernel", required_argument, NULL, OPT_KERNEL },
+    { "initrd", required_argument, NULL, OPT_INITRD },
+    { "cmdline", required_argument, NULL, OPT_CMDLINE },
+    { "memory", required_argument, NULL, OPT_MEMORY },
+    { "cpus", required_argument, NULL, OPT_CPUS },
+    { "serial", required_argument, NULL, OPT_SERIAL },
+    { "qmp", required_argument, NULL, OPT_QMP },
+    { "name", required_argument, NULL, OPT_NAME },
+    { "debug-exit", no_argument, NULL, OPT_DEBUG_EXIT },
+    { "no-reboot", no_argument, NULL, OPT_NO_REBOOT },
+    { "help", no_argument, NULL, OPT_HELP },
+    { "version", no_argument, NULL, OPT_VERSION },
+    { NULL, 0, NULL, 0 },
+};
+
+void vmm_options_free(VmmOptions *opts)
+{
+    if (!opts)
+        return;
+    machine_config_free(opts->machine);
+    g_free(opts->qmp);
+    g_free(opts);
+}
+
+gboolean vmm_parse_memory(const char *s, uint64_t *bytes, GError **error)
+{
+    char *end;
+    guint64 v;
+    uint64_t unit = LAYOUT_MIB;
+
+    errno = 0;
+    v = g_ascii_strtoull(s, &end, 10);
+    if (end == s || errno) {
+        goto bad;
+    }
+    if (g_ascii_strcasecmp(end, "G") == 0 || g_ascii_strcasecmp(end, "GiB") == 0)
+        unit = LAYOUT_GIB;
+    else if (*end && g_ascii_strcasecmp(end, "M") != 0 && g_ascii_strcasecmp(end, "MiB") != 0)
+        goto bad;
+    if (v == 0 || v > LAYOUT_MAX_MEMORY / unit)
+        goto bad;
+    *bytes = v * unit;
+    return TRUE;
+
+bad:
+    g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT,
+                "--memory '%s': expected a size in MiB such as 512, 512M or 2G", s);
+    return FALSE;
+}
+
+static gboolean parse_cpus(const char *s, unsigned *cpus, GError **error)
+{
+    char *end;
+    guint64 v;
+
+    errno = 0;
+    v = g_ascii_strtoull(s, &end, 10);
+    if (end == s || *end || errno || v < 1 || v > LAYOUT_MAX_CPUS) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT,
+                    "--cpus '%s': expected a number from 1 to %d", s, LAYOUT_MAX_CPUS);
+        return FALSE;
+    }
+    *cpus = v;
+    return TRUE;
+}
+
+static void set_string(char **dst, const char *value)
+{
+    g_free(*dst);
+    *dst = g_strdup(value);
+}
+
+VmmOptions *vmm_options_parse(int argc, char **argv, GError **error)
+{
+    g_autoptr(VmmOptions) opts = g_new0(VmmOptions, 1);
+    g_auto(GStrv) args = g_new0(char *, argc + 1);
+    int c;
+
+    opts->machine = machine_config_new();
+    /* getopt permutes argv; work on a copy so the caller's stays intact. */
+    for (int i = 0; i < argc; i++)
+        args[i] = g_strdup(argv[i]);
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, args, "S", long_options, NULL)) != -1) {
+        switch (c) {
+        case OPT_KERNEL:
+            set_string(&opts->machine->kernel, optarg);
+            break;
+        case OPT_INITRD:
+            set_string(&opts->machine->initrd, optarg);
+            break;
+        case OPT_CMDLINE:
+            set_string(&opts->machine->cmdline, optarg);
+            break;
+        case OPT_MEMORY:
+            if (!vmm_parse_memory(optarg, &opts->machine->memory, error))
+                return NULL;
+            break;
+        case OPT_CPUS:
+            if (!parse_cpus(optarg, &opts->machine->cpus, error))
+                return NULL;
+            break;
+        case OPT_SERIAL:
+            set_string(&opts->machine->serial, optarg);
+            break;
+        case OPT_QMP:
+            set_string(&opts->qmp, optarg);
+            break;
+        case OPT_NAME:
+            set_string(&opts->machine->name, optarg);
+            break;
+        case OPT_DEBUG_EXIT:
+            opts->machine->debug_exit = TRUE;
+            break;
+        case OPT_NO_REBOOT:
+            opts->machine->no_reboot = TRUE;
+            break;
+        case 'S':
+            opts->machine->start_paused = TRUE;
+            break;
+        case OPT_HELP:
+            opts->help = TRUE;
+            break;
+        case OPT_VERSION:
+            opts->version = TRUE;
+            break;
+        default:
+            if (optopt >= OPT_KERNEL && optopt <= OPT_VERSION)
+                g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT,
+                            "option '%s' needs a value", args[optind - 1]);
+            else
+                g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT,
+                            "unknown option '%s' (see --help)", args[optind - 1]);
+            return NULL;
+        }
+    }
+    if (optind < argc) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT,
+                    "unexpected argument '%s' (see --help)", args[optind]);
+        return NULL;
+    }
+    if (!opts->help && !opts->version && !opts->machine->kernel) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT,
+                    "--kernel FILE is required (see --help)");
+        return NULL;
+    }
+    if (opts->qmp && !g_str_has_prefix(opts->qmp, "unix:")) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT,
+                    "--qmp '%s': expected unix:PATH", opts->qmp);
+        return NULL;
+    }
+    if (!opts->machine->name)
+        opts->machine->name = g_strdup("vireo");
+    return g_steal_pointer(&opts);
+}
