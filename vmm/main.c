@@ -8,6 +8,8 @@
 #include "vireo/loop.h"
 #include "vireo/machine.h"
 #include "vireo/options.h"
+#include "vireo/qmp-commands.h"
+#include "vireo/qmp.h"
 #include "vireo/util.h"
 #include "vireo/vcpu.h"
 
@@ -59,6 +61,7 @@ static int run(VmmOptions *opts)
     g_autoptr(Loop) loop = NULL;
     g_autoptr(Machine) machine = NULL;
     LoopSource *sig_src = NULL;
+    QmpServer *qmp = NULL;
     Vmm vmm = { .signal_fd = -1 };
     int status = EXIT_STARTUP_ERROR;
 
@@ -73,6 +76,13 @@ static int run(VmmOptions *opts)
     if (!machine)
         goto out;
     vmm.machine = machine;
+    /* Before the start, so clients can connect to a VM waiting in -S. */
+    if (opts->qmp) {
+        qmp = qmp_server_new(opts->qmp, loop, &err);
+        if (!qmp)
+            goto out;
+        qmp_commands_register(qmp, machine);
+    }
     sig_src = loop_add_fd(loop, vmm.signal_fd, EPOLLIN, on_signal, &vmm, &err);
     if (!sig_src || !machine_start(machine, &err))
         goto out;
@@ -82,7 +92,12 @@ out:
     if (err)
         fprintf(stderr, "vireo-vmm: %s\n", err->message);
     loop_source_remove(sig_src);
+    /* The reply to "quit" and the SHUTDOWN event must reach the clients. */
+    if (qmp)
+        qmp_server_flush(qmp, 1000);
     g_clear_pointer(&machine, machine_free);
+    /* The server owns loop sources: free it before the loop. */
+    g_clear_pointer(&qmp, qmp_server_free);
     if (vmm.signal_fd >= 0)
         close(vmm.signal_fd);
     return status;
