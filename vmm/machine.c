@@ -155,6 +155,19 @@ const GuestMemory *machine_memory(const Machine *m)
     return &m->ram->mem;
 }
 
+unsigned machine_kvm_fds(const Machine *m, int *fds, unsigned max)
+{
+    unsigned n = 0;
+
+    if (n < max && m->kvm)
+        fds[n++] = m->kvm->fd;
+    if (n < max && m->vm_fd >= 0)
+        fds[n++] = m->vm_fd;
+    for (unsigned i = 0; i < m->nr_vcpus && n < max; i++)
+        fds[n++] = m->vcpus[i]->fd;
+    return n;
+}
+
 unsigned machine_nr_cpus(const Machine *m)
 {
     return m->cfg->cpus;

@@ -5,11 +5,13 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "vireo/layout.h"
 #include "vireo/loop.h"
 #include "vireo/machine.h"
 #include "vireo/options.h"
 #include "vireo/qmp-commands.h"
 #include "vireo/qmp.h"
+#include "vireo/teardown.h"
 #include "vireo/util.h"
 #include "vireo/vcpu.h"
 
@@ -95,6 +97,10 @@ out:
     /* The reply to "quit" and the SHUTDOWN event must reach the clients. */
     if (qmp)
         qmp_server_flush(qmp, 1000);
+    if (machine) {
+        int fds[LAYOUT_MAX_CPUS + 2];
+        teardown_detach(fds, machine_kvm_fds(machine, fds, G_N_ELEMENTS(fds)));
+    }
     g_clear_pointer(&machine, machine_free);
     /* The server owns loop sources: free it before the loop. */
     g_clear_pointer(&qmp, qmp_server_free);

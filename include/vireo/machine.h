@@ -93,6 +93,9 @@ void machine_quit(Machine *m, const char *reason);
 gboolean machine_save_state(Machine *m, StateWriter *w, GError **error);
 gboolean machine_load_state(Machine *m, StateReader *r, GError **error);
 
+/* The KVM fds (/dev/kvm, VM, vCPUs) into @fds (at most @max); returns the count. */
+unsigned machine_kvm_fds(const Machine *m, int *fds, unsigned max);
+
 unsigned machine_nr_cpus(const Machine *m);
 /* Host thread id of vCPU @index (0 before it started). */
 pid_t machine_vcpu_thread_id(const Machine *m, unsigned index);
