@@ -17,6 +17,8 @@
 
 #define CHARDEV_RING_SIZE (64 * 1024)
 #define CHARDEV_READ_CHUNK 256
+/* How soon output reaches someone who opens the pty (QEMU looks once a second). */
+#define CHARDEV_PTY_POLL_NS (200 * 1000 * 1000LL)
 
 typedef enum {
     CHARDEV_NONE,
@@ -308,7 +310,7 @@ static void on_input(int fd, uint32_t events, void *opaque)
                 loop_source_remove(chr->out_src);
                 chr->out_src = NULL;
             }
-            timer_arm(chr->pty_timer, loop_now_ns() + 1000000000LL);
+            timer_arm(chr->pty_timer, loop_now_ns() + CHARDEV_PTY_POLL_NS);
             notify_frontend_writable(chr);
         }
         return;
@@ -491,8 +493,8 @@ static gboolean open_pty(Chardev *chr, GError **error)
 
 /*
  * While no process has the slave open, the master reports a permanent
- * EPOLLHUP, so watching it would spin. Instead look for a reader once a
- * second and watch the master only while one is there.
+ * EPOLLHUP, so watching it would spin. Instead look for a reader every
+ * CHARDEV_PTY_POLL_NS and watch the master only while one is there.
  */
 static void pty_check(void *opaque)
 {
@@ -508,7 +510,7 @@ static void pty_check(void *opaque)
             return;
         g_warning("%s: %s", chr->label, err->message);
     }
-    timer_arm(chr->pty_timer, loop_now_ns() + 1000000000LL);
+    timer_arm(chr->pty_timer, loop_now_ns() + CHARDEV_PTY_POLL_NS);
 }
 
 static gboolean open_file(Chardev *chr, const char *path, GError **error)
