@@ -18,7 +18,7 @@ DEB_PACKAGES = build-essential meson ninja-build pkg-config \
 	libglib2.0-dev libseccomp-dev libcmocka-dev \
 	qemu-system-x86 qemu-utils python3 \
 	linux-source-6.1 busybox-static cpio flex bison bc libelf-dev xz-utils \
-	hyperfine iproute2 util-linux
+	hyperfine iproute2 util-linux acpica-tools
 
 LINUX_DIR   = tests/guest/linux
 INITRAMFS   = $(BUILD)/tests/guest/linux/initramfs.cpio

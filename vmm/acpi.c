@@ -18,6 +18,7 @@
 #define FADT_F_WBINVD (1u << 0)
 #define FADT_F_PROC_C1 (1u << 2)
 #define FADT_F_SLP_BUTTON (1u << 5)     /* set: no fixed sleep button */
+#define FADT_F_FIXED_RTC (1u << 6)      /* set: no RTC wake status in PM1 */
 #define FADT_F_RESET_REG_SUP (1u << 10)
 /* IA-PC boot architecture flags */
 #define FADT_IAPC_LEGACY_DEVICES (1u << 0)
@@ -100,6 +101,39 @@ static void gas(TableBuf *tb, size_t off, uint8_t width, uint8_t access, uint64_
     put(tb, off + 4, 8, addr);
 }
 
+/* One ISA device with a fixed I/O window and IRQ, described as firmware does. */
+static Aml *isa_device(const char *name, const char *hid, Aml *resources)
+{
+    Aml *dev = aml_new();
+
+    aml_append(dev, aml_name_decl("_HID", aml_eisaid(hid)));
+    aml_append(dev, aml_name_decl("_CRS", aml_resource_template(resources)));
+    return aml_device(name, dev);
+}
+
+/*
+ * The legacy devices, so an OS enumerates them from ACPI rather than by
+ * probing: Linux binds its 8250, RTC and i8042 drivers through these, and
+ * with no PS/2 mouse described it does not probe for one.
+ */
+static Aml *legacy_devices(void)
+{
+    Aml *sb = aml_new();
+    Aml *res;
+
+    res = aml_append(aml_io(LAYOUT_PORT_COM1, LAYOUT_PORT_COM1, 1, LAYOUT_PORT_UART_LEN),
+                     aml_irq_no_flags(LAYOUT_IRQ_COM1));
+    aml_append(sb, isa_device("COM1", "PNP0501", res));
+    res = aml_append(aml_io(LAYOUT_PORT_RTC, LAYOUT_PORT_RTC, 1, LAYOUT_PORT_RTC_LEN),
+                     aml_irq_no_flags(LAYOUT_IRQ_RTC));
+    aml_append(sb, isa_device("RTC", "PNP0B00", res));
+    res = aml_append(aml_io(LAYOUT_PORT_I8042_DATA, LAYOUT_PORT_I8042_DATA, 1, 1),
+                     aml_io(LAYOUT_PORT_I8042_CMD, LAYOUT_PORT_I8042_CMD, 1, 1));
+    aml_append(res, aml_irq_no_flags(LAYOUT_IRQ_I8042));
+    aml_append(sb, isa_device("KBD", "PNP0303", res));
+    return sb;
+}
+
 static size_t build_dsdt(TableBuf *tb)
 {
     Aml *body = aml_new();
@@ -109,7 +143,7 @@ static size_t build_dsdt(TableBuf *tb)
     aml_append(body, aml_name_decl("\\_S5", aml_package(4, aml_int(LAYOUT_ACPI_S5_SLP_TYP),
                                                          aml_int(LAYOUT_ACPI_S5_SLP_TYP),
                                                          aml_int(0), aml_int(0))));
-    aml_append(body, aml_scope("\\_SB", aml_new()));
+    aml_append(body, aml_scope("\\_SB", legacy_devices()));
     off = tb_alloc(tb, ACPI_HEADER_LEN + body->len, 16);
     header(tb, off, "DSDT", ACPI_HEADER_LEN + body->len, 2);
     memcpy(at(tb, off + ACPI_HEADER_LEN), body->data, body->len);
@@ -149,7 +183,7 @@ static size_t build_fadt(TableBuf *tb, uint64_t facs, uint64_t dsdt)
         FADT_IAPC_VGA_NOT_PRESENT);
     /* PWR_BUTTON clear: the power button is the fixed-feature one in PM1. */
     put(tb, off + ACPI_FADT_FLAGS, 4, FADT_F_WBINVD | FADT_F_PROC_C1 | FADT_F_SLP_BUTTON |
-        FADT_F_RESET_REG_SUP);
+        FADT_F_FIXED_RTC | FADT_F_RESET_REG_SUP);
     gas(tb, off + ACPI_FADT_RESET_REG, 8, GAS_ACCESS_BYTE, LAYOUT_PORT_RESET);
     at(tb, off)[ACPI_FADT_RESET_VALUE] = 0x06;  /* full reset */
     at(tb, off)[131] = 4;                       /* FADT minor version: 6.4 */

@@ -15,6 +15,7 @@
 #define AML_STRING_PREFIX 0x0d
 #define AML_QWORD_PREFIX 0x0e
 #define AML_SCOPE_OP 0x10
+#define AML_BUFFER_OP 0x11
 #define AML_PACKAGE_OP 0x12
 #define AML_DUAL_NAME_PREFIX 0x2e
 #define AML_MULTI_NAME_PREFIX 0x2f
@@ -197,4 +198,42 @@ Aml *aml_eisaid(const char *id)
     v = ((uint32_t)(id[0] - 0x40) << 26) | ((uint32_t)(id[1] - 0x40) << 21) |
         ((uint32_t)(id[2] - 0x40) << 16) | (uint32_t)strtoul(id + 3, NULL, 16);
     return aml_int(GUINT32_SWAP_LE_BE(v));
+}
+
+#define AML_RES_IO 0x47           /* small item 0x08, length 7 */
+#define AML_RES_IRQ_NO_FLAGS 0x22 /* small item 0x04, length 2 */
+#define AML_RES_END_TAG 0x79      /* small item 0x0f, length 1 */
+
+Aml *aml_io(uint16_t min, uint16_t max, uint8_t align, uint8_t len)
+{
+    Aml *a = aml_new();
+
+    put_byte(a, AML_RES_IO);
+    put_byte(a, 1);             /* decodes 16 address bits */
+    put_le(a, min, 2);
+    put_le(a, max, 2);
+    put_byte(a, align);
+    put_byte(a, len);
+    return a;
+}
+
+Aml *aml_irq_no_flags(unsigned irq)
+{
+    Aml *a = aml_new();
+
+    g_assert(irq < 16);
+    put_byte(a, AML_RES_IRQ_NO_FLAGS);
+    put_le(a, 1u << irq, 2);
+    return a;
+}
+
+Aml *aml_resource_template(Aml *descriptors)
+{
+    static const uint8_t op = AML_BUFFER_OP;
+    Aml *body = aml_int(descriptors->len + 2);
+
+    put_byte(descriptors, AML_RES_END_TAG);
+    put_byte(descriptors, 0);   /* checksum 0: "treat as correct" */
+    aml_append(body, descriptors);
+    return package_like(&op, 1, body);
 }

@@ -32,4 +32,15 @@ Aml *aml_device(const char *name, Aml *body);
 /* EISA id such as "PNP0A08" as the 32-bit integer ACPI uses. */
 Aml *aml_eisaid(const char *id);
 
+/*
+ * Resource templates (ACPI 6.4, 6.4.2): small descriptors concatenated and
+ * wrapped by aml_resource_template(), which adds the end tag and makes the
+ * Buffer. @descriptors is consumed.
+ */
+Aml *aml_resource_template(Aml *descriptors);
+/* IO(Decode16, min, max, align, len) */
+Aml *aml_io(uint16_t min, uint16_t max, uint8_t align, uint8_t len);
+/* IRQNoFlags() { irq } */
+Aml *aml_irq_no_flags(unsigned irq);
+
 #endif

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <glib/gstdio.h>
 #include <string.h>
 
 #include "vireo/acpi.h"
@@ -146,6 +147,65 @@ static void test_tables_64cpus(void **unused)
     check_tables(64);
 }
 
+/*
+ * ACPICA's own disassembler (iasl, Debian's acpica-tools) must read every
+ * table without complaint and see the devices we describe.
+ */
+static void test_tables_iasl(void **unused)
+{
+    g_autofree char *iasl = g_find_program_in_path("iasl");
+    g_autofree char *dir = NULL;
+    TestRam *r;
+    AcpiConfig cfg = { .nr_cpus = 2 };
+    uint64_t rsdp_addr;
+    const uint8_t *xsdt, *fadt = NULL;
+    g_autoptr(GPtrArray) tables = g_ptr_array_new();
+    g_autoptr(GString) all = g_string_new(NULL);
+
+    if (!iasl)
+        skip();
+    dir = g_dir_make_tmp("vireo-acpi-XXXXXX", NULL);
+    r = ram_new(2 * LAYOUT_MIB);
+    assert_true(acpi_build(&r->mem, &cfg, &rsdp_addr, NULL));
+    xsdt = r->buf + vireo_le_load(r->buf + rsdp_addr + 24, 8);
+    for (uint32_t off = 36; off < vireo_le_load(xsdt + 4, 4); off += 8) {
+        const uint8_t *t = r->buf + vireo_le_load(xsdt + off, 8);
+        g_ptr_array_add(tables, (gpointer)t);
+        if (memcmp(t, "FACP", 4) == 0)
+            fadt = t;
+    }
+    g_ptr_array_add(tables, r->buf + vireo_le_load(fadt + ACPI_FADT_X_DSDT, 8));
+    for (guint i = 0; i < tables->len; i++) {
+        const uint8_t *t = g_ptr_array_index(tables, i);
+        g_autofree char *name = g_strdup_printf("%s/%.4s.dat", dir, (const char *)t);
+        g_autofree char *dsl = g_strdup_printf("%s/%.4s.dsl", dir, (const char *)t);
+        g_autofree char *out = NULL, *text = NULL;
+        const char *argv[] = { iasl, "-d", name, NULL };
+        int status;
+
+        assert_true(g_file_set_contents(name, (const char *)t, vireo_le_load(t + 4, 4), NULL));
+        assert_true(g_spawn_sync(dir, (char **)argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL,
+                                 NULL, &out, NULL, &status, NULL));
+        if (!g_spawn_check_wait_status(status, NULL))
+            fail_msg("iasl -d %.4s failed:\n%s", (const char *)t, out);
+        assert_true(g_file_get_contents(dsl, &text, NULL, NULL));
+        g_string_append(all, text);
+        g_unlink(name);
+        g_unlink(dsl);
+    }
+    g_rmdir(dir);
+    for (const char *const *want = (const char *const[]){
+             "PNP0501", "PNP0B00", "PNP0303", "Package (0x04)", "Reset Register Supported (V2) : 1",
+             "PM1A Control Block Address : 00000604", "Local Apic ID : 01", "[I/O APIC]",
+             NULL };
+         *want; want++) {
+        if (!strstr(all->str, *want))
+            fail_msg("iasl's view of the tables lacks '%s'", *want);
+    }
+    assert_null(strstr(all->str, "**** "));     /* iasl's marker for bad fields */
+    ram_free(r);
+}
+
 static void test_tables_no_room(void **unused)
 {
     /* RAM that ends before the ACPI area: a clear error, no write outside RAM. */
@@ -239,6 +299,7 @@ int main(void)
         cmocka_unit_test(test_tables_1cpu),
         cmocka_unit_test(test_tables_64cpus),
         cmocka_unit_test(test_tables_no_room),
+        cmocka_unit_test(test_tables_iasl),
         cmocka_unit_test(test_e820),
         cmocka_unit_test(test_aml_pkglength),
         cmocka_unit_test(test_aml_terms),
