@@ -13,17 +13,26 @@ typedef struct BusRegion {
     uint64_t dev_offset;
 } BusRegion;
 
+/* Distinct addresses whose unassigned accesses are reported, then silence. */
+#define BUS_UNASSIGNED_LOG_MAX 32
+
 struct Bus {
     char *name;
     GRWLock lock;               /* protects regions */
     GArray *regions;            /* BusRegion, sorted by base, disjoint */
+    uint64_t granule;           /* unassigned accesses are reported per granule */
+    GMutex log_lock;            /* protects the two fields below */
+    uint64_t logged[BUS_UNASSIGNED_LOG_MAX];
+    unsigned nr_logged;
 };
 
-Bus *bus_new(const char *name)
+Bus *bus_new(const char *name, uint64_t granule)
 {
     Bus *bus = g_new0(Bus, 1);
 
     bus->name = g_strdup(name);
+    bus->granule = granule ? granule : 1;
+    g_mutex_init(&bus->log_lock);
     g_rw_lock_init(&bus->lock);
     bus->regions = g_array_new(FALSE, FALSE, sizeof(BusRegion));
     return bus;
@@ -35,6 +44,7 @@ void bus_free(Bus *bus)
         return;
     g_array_unref(bus->regions);
     g_rw_lock_clear(&bus->lock);
+    g_mutex_clear(&bus->log_lock);
     g_free(bus->name);
     g_free(bus);
 }
@@ -126,6 +136,53 @@ static gboolean valid_len(size_t len)
     return len == 1 || len == 2 || len == 4 || len == 8;
 }
 
+/*
+ * Guests probe for hardware that is not there (Linux scans for PCI, ISA
+ * devices...). Report the first access to each unassigned granule, up to
+ * BUS_UNASSIGNED_LOG_MAX of them, so a log shows what the guest looked
+ * for without being flooded by it.
+ */
+static gboolean first_unassigned(Bus *bus, uint64_t addr, gboolean *last)
+{
+    uint64_t key = addr / bus->granule;
+    gboolean report = FALSE;
+
+    *last = FALSE;
+    g_mutex_lock(&bus->log_lock);
+    if (bus->nr_logged < BUS_UNASSIGNED_LOG_MAX) {
+        report = TRUE;
+        for (unsigned i = 0; i < bus->nr_logged; i++) {
+            if (bus->logged[i] == key) {
+                report = FALSE;
+                break;
+            }
+        }
+        if (report) {
+            bus->logged[bus->nr_logged++] = key;
+            *last = bus->nr_logged == BUS_UNASSIGNED_LOG_MAX;
+        }
+    }
+    g_mutex_unlock(&bus->log_lock);
+    return report;
+}
+
+static void report_unassigned(Bus *bus, const char *what, uint64_t addr, size_t len,
+                              uint64_t value)
+{
+    gboolean last;
+
+    if (!first_unassigned(bus, addr, &last))
+        return;
+    if (value != UINT64_MAX)
+        g_warning("guest: %s %s of %zu bytes (0x%" PRIx64 ") at 0x%" PRIx64
+                  " hits no device; ignored", bus->name, what, len, value, addr);
+    else
+        g_warning("guest: %s %s of %zu bytes at 0x%" PRIx64 " hits no device; reads as "
+                  "all ones", bus->name, what, len, addr);
+    if (last)
+        g_warning("guest: %s: further unassigned addresses are not reported", bus->name);
+}
+
 gboolean bus_read(Bus *bus, uint64_t addr, void *buf, size_t len)
 {
     BusRegion r;
@@ -135,8 +192,7 @@ gboolean bus_read(Bus *bus, uint64_t addr, void *buf, size_t len)
         return TRUE;
     }
     memset(buf, 0xff, len);
-    vireo_guest_warn("%s read of %zu bytes at 0x%" PRIx64 " hits no device", bus->name,
-                     len, addr);
+    report_unassigned(bus, "read", addr, len, UINT64_MAX);
     return FALSE;
 }
 
@@ -148,8 +204,6 @@ gboolean bus_write(Bus *bus, uint64_t addr, const void *buf, size_t len)
         device_write(r.dev, addr - r.base + r.dev_offset, buf, len);
         return TRUE;
     }
-    vireo_guest_warn("%s write of %zu bytes (0x%" PRIx64 ") at 0x%" PRIx64
-                     " hits no device", bus->name, len,
-                     valid_len(len) ? vireo_le_load(buf, len) : 0, addr);
+    report_unassigned(bus, "write", addr, len, valid_len(len) ? vireo_le_load(buf, len) : 0);
     return FALSE;
 }

@@ -522,8 +522,8 @@ Machine *machine_new(const MachineConfig *cfg, Loop *loop, GError **error)
     m->listeners = g_array_new(FALSE, FALSE, sizeof(Listener));
     m->devices = g_ptr_array_new_with_free_func((GDestroyNotify)device_free);
     m->control.request = control_request;
-    m->pio = bus_new("port I/O");
-    m->mmio = bus_new("MMIO");
+    m->pio = bus_new("port I/O", 1);
+    m->mmio = bus_new("MMIO", 0x1000);
     g_mutex_init(&m->run_lock);
     g_cond_init(&m->run_cond);
     g_mutex_init(&m->req_lock);

@@ -6,7 +6,8 @@
  * 2, 4 or 8 bytes and lies wholly inside one region, and call the device
  * with its lock held and an offset into its own window. An access that
  * hits nothing or straddles a region's end reads as all ones and writes
- * are dropped, as on a PC; it is logged (rate-limited), never fatal.
+ * are dropped, as on a PC; the first access to each unassigned @granule
+ * (up to a bound) is logged, and it is never fatal.
  * Lookups may run on any thread; regions may be added while vCPUs run.
  */
 #ifndef VIREO_BUS_H
@@ -19,7 +20,7 @@
 
 typedef struct Bus Bus;
 
-Bus *bus_new(const char *name);
+Bus *bus_new(const char *name, uint64_t granule);
 void bus_free(Bus *bus);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Bus, bus_free)
 

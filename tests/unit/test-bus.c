@@ -54,7 +54,7 @@ static RecordingDevice *rec_new(const char *id)
 
 static void test_dispatch_offsets(void **unused)
 {
-    g_autoptr(Bus) bus = bus_new("test");
+    g_autoptr(Bus) bus = bus_new("test", 1);
     RecordingDevice *a = rec_new("a"), *b = rec_new("b");
     uint8_t buf[8];
 
@@ -78,7 +78,7 @@ static void test_dispatch_offsets(void **unused)
 
 static void test_unassigned_and_straddling(void **unused)
 {
-    g_autoptr(Bus) bus = bus_new("test");
+    g_autoptr(Bus) bus = bus_new("test", 1);
     RecordingDevice *a = rec_new("a");
     uint8_t buf[8];
 
@@ -100,7 +100,7 @@ static void test_unassigned_and_straddling(void **unused)
 
 static void test_overlap_refused(void **unused)
 {
-    g_autoptr(Bus) bus = bus_new("test");
+    g_autoptr(Bus) bus = bus_new("test", 1);
     RecordingDevice *a = rec_new("a");
     g_autoptr(GError) err = NULL;
 
@@ -120,7 +120,7 @@ static void test_overlap_refused(void **unused)
 
 static void test_many_regions(void **unused)
 {
-    g_autoptr(Bus) bus = bus_new("test");
+    g_autoptr(Bus) bus = bus_new("test", 1);
     RecordingDevice *a = rec_new("a");
     uint8_t buf[1];
 
