@@ -590,6 +590,27 @@ void harness_check_bad_loads(Device *dev, GBytes *good)
     }
 }
 
+void harness_check_corrupt_state(Device *dev, const HarnessPoke *pokes, size_t n)
+{
+    g_autoptr(GBytes) good = harness_save(dev);
+    g_autoptr(GBytes) again = harness_save(dev);
+    g_autoptr(GBytes) after = NULL;
+    /* A state relative to the host's real time differs from one save to the next. */
+    gboolean stable = g_bytes_equal(good, again);
+
+    harness_check_bad_loads(dev, good);
+    for (size_t i = 0; i < n; i++) {
+        g_autoptr(GBytes) bad = harness_state_poked(good, pokes[i].field, pokes[i].at,
+                                                    pokes[i].value);
+
+        harness_load_fails(dev, bad);
+    }
+    /* Nothing of the failed loads stuck. */
+    after = harness_save(dev);
+    if (stable)
+        assert_true(g_bytes_equal(good, after));
+}
+
 /* --- hostile guest --- */
 
 void harness_hostile(Device *dev, HarnessEnv *e, size_t window, guint32 seed, unsigned iterations,

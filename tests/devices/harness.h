@@ -162,6 +162,21 @@ void harness_load_fails(Device *dev, GBytes *state);
  */
 void harness_check_bad_loads(Device *dev, GBytes *good);
 
+/* Byte @at of field @field's saved value set to @value (see harness_state_poked). */
+typedef struct HarnessPoke {
+    const char *field;
+    size_t at;
+    uint8_t value;
+} HarnessPoke;
+
+/*
+ * Saves @dev, then loads the generic damaged copies (harness_check_bad_loads)
+ * and one copy per poke into it; each must fail with VIREO_ERROR_INVALID_STATE
+ * and leave @dev exactly as it was, which is checked by saving it again
+ * (where two saves in a row agree: the RTC's follows the host's real time).
+ */
+void harness_check_corrupt_state(Device *dev, const HarnessPoke *pokes, size_t n);
+
 /*
  * Hostile guest: @iterations random reads and writes of 1, 2, 4 or 8 bytes
  * (only those that fit) at random offsets of a @window-byte window, with a

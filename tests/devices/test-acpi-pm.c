@@ -392,31 +392,14 @@ static void test_bad_state(void **state)
 {
     Fixture *f = *state;
     Device *d = f->dev;
-    g_autoptr(GBytes) good = NULL;
-    g_autoptr(GBytes) before = NULL;
-    g_autoptr(GBytes) after = NULL;
-    static const struct {
-        const char *field;
-        size_t at;
-        uint8_t value;
-    } pokes[] = {
+    static const HarnessPoke pokes[] = {
         { "sts", 0, 0x02 }, { "cnt", 0, SCI_EN }, { "cnt", 1, 0x20 },
         { "tmr-checked", 7, 0x01 }, { "tmr-elapsed-ns", 7, 0x80 },
     };
 
     wr16(d, PM1_EN, PWRBTN_EN);
     harness_timers_advance(f->e->timers, 3 * NS);
-    good = harness_save(d);
-    before = harness_save(d);
-    harness_check_bad_loads(d, good);
-    for (size_t i = 0; i < G_N_ELEMENTS(pokes); i++) {
-        g_autoptr(GBytes) bad = harness_state_poked(good, pokes[i].field, pokes[i].at,
-                                                    pokes[i].value);
-
-        harness_load_fails(d, bad);
-    }
-    after = harness_save(d);
-    assert_true(g_bytes_equal(before, after));
+    harness_check_corrupt_state(d, pokes, G_N_ELEMENTS(pokes));
     acpi_pm_press_power_button(d);
     assert_true(f->e->irq.level);
 }

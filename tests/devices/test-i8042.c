@@ -473,14 +473,7 @@ static void test_bad_state(void **state)
 {
     Fixture *f = *state;
     Device *d = f->dev;
-    g_autoptr(GBytes) good = NULL;
-    g_autoptr(GBytes) before = NULL;
-    g_autoptr(GBytes) after = NULL;
-    static const struct {
-        const char *field;
-        size_t at;
-        uint8_t value;
-    } pokes[] = {
+    static const HarnessPoke pokes[] = {
         { "status", 0, 0xff }, { "pending-cmd", 0, 0x33 }, { "obf", 0, 2 },
         { "out-flags", 0, 0x80 }, { "ctrl-queue", 0, 17 }, { "ctrl-queue-flags", 0, 0 },
         { "ctrl-queue-flags", 4, 0x10 }, { "kbd-pending", 0, 0x42 }, { "kbd-scanset", 0, 0 },
@@ -491,17 +484,7 @@ static void test_bad_state(void **state)
     harness_write8(d, DATA, 1);
     harness_write8(d, CMD, 0xd3);
     harness_write8(d, DATA, 2);
-    good = harness_save(d);
-    before = harness_save(d);
-    harness_check_bad_loads(d, good);
-    for (size_t i = 0; i < G_N_ELEMENTS(pokes); i++) {
-        g_autoptr(GBytes) bad = harness_state_poked(good, pokes[i].field, pokes[i].at,
-                                                    pokes[i].value);
-
-        harness_load_fails(d, bad);
-    }
-    after = harness_save(d);
-    assert_true(g_bytes_equal(before, after));
+    harness_check_corrupt_state(d, pokes, G_N_ELEMENTS(pokes));
     assert_int_equal(data(d), 1);
     assert_int_equal(data(d), 2);
 }

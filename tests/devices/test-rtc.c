@@ -774,12 +774,7 @@ static void test_bad_state(void **state)
 {
     Fixture *f = *state;
     Device *d = f->dev;
-    g_autoptr(GBytes) good = NULL;
-    static const struct {
-        const char *field;
-        size_t at;
-        uint8_t value;
-    } pokes[] = {
+    static const HarnessPoke pokes[] = {
         { "cmos", 0, 127 },                     /* 127 bytes of CMOS */
         { "cmos", 4 + REG_A, 0xa6 },            /* UIP saved */
         { "cmos", 4 + REG_C, 0x0f },
@@ -792,14 +787,7 @@ static void test_bad_state(void **state)
 
     set_time(d, f->e->timers, 2020, 1, 2, 3, 4, 5);
     cmos_write(d, 0x60, 0x42);
-    good = harness_save(d);
-    harness_check_bad_loads(d, good);
-    for (size_t i = 0; i < G_N_ELEMENTS(pokes); i++) {
-        g_autoptr(GBytes) bad = harness_state_poked(good, pokes[i].field, pokes[i].at,
-                                                    pokes[i].value);
-
-        harness_load_fails(d, bad);
-    }
+    harness_check_corrupt_state(d, pokes, G_N_ELEMENTS(pokes));
     /* Still the same clock. */
     assert_int_equal(cmos_read(d, 0x60), 0x42);
     harness_timers_advance(f->e->timers, 600 * MS);
