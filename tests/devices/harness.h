@@ -173,9 +173,11 @@ typedef struct HarnessPoke {
  * Saves @dev, then loads the generic damaged copies (harness_check_bad_loads)
  * and one copy per poke into it; each must fail with VIREO_ERROR_INVALID_STATE
  * and leave @dev exactly as it was, which is checked by saving it again
- * (where two saves in a row agree: the RTC's follows the host's real time).
+ * unless @real_time says its state follows the host's real time (the RTC),
+ * so that no two saves agree; the caller then checks behaviour instead.
  */
-void harness_check_corrupt_state(Device *dev, const HarnessPoke *pokes, size_t n);
+void harness_check_corrupt_state(Device *dev, const HarnessPoke *pokes, size_t n,
+                                 gboolean real_time);
 
 /*
  * Hostile guest: @iterations random reads and writes of 1, 2, 4 or 8 bytes

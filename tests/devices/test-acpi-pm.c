@@ -399,7 +399,7 @@ static void test_bad_state(void **state)
 
     wr16(d, PM1_EN, PWRBTN_EN);
     harness_timers_advance(f->e->timers, 3 * NS);
-    harness_check_corrupt_state(d, pokes, G_N_ELEMENTS(pokes));
+    harness_check_corrupt_state(d, pokes, G_N_ELEMENTS(pokes), FALSE);
     acpi_pm_press_power_button(d);
     assert_true(f->e->irq.level);
 }

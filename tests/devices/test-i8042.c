@@ -484,7 +484,7 @@ static void test_bad_state(void **state)
     harness_write8(d, DATA, 1);
     harness_write8(d, CMD, 0xd3);
     harness_write8(d, DATA, 2);
-    harness_check_corrupt_state(d, pokes, G_N_ELEMENTS(pokes));
+    harness_check_corrupt_state(d, pokes, G_N_ELEMENTS(pokes), FALSE);
     assert_int_equal(data(d), 1);
     assert_int_equal(data(d), 2);
 }

@@ -850,7 +850,7 @@ static void test_bad_state(void **state)
     out8(d, FCR, FCR_ENABLE);
     out8(d, IER, IER_RDI);
     harness_char_input(f->e->chr, "abc", 3);
-    harness_check_corrupt_state(d, pokes, G_N_ELEMENTS(pokes));
+    harness_check_corrupt_state(d, pokes, G_N_ELEMENTS(pokes), FALSE);
     /* Same behaviour after the failed loads. */
     assert_int_equal(in8(d, IIR), 0xc0 | IIR_RDI);
     assert_int_equal(in8(d, RBR), 'a');
