@@ -243,6 +243,26 @@ static size_t chardev_write(CharBackend *be, const uint8_t *buf, size_t len)
     return taken;
 }
 
+/*
+ * The reader went away: drop what is buffered and what comes, and let a
+ * waiting device go on. A socket client's fd is closed by the caller once
+ * nothing can write to it.
+ */
+static void disconnect(Chardev *chr)
+{
+    g_mutex_lock(&chr->lock);
+    chr->connected = FALSE;
+    chr->ring_len = 0;
+    if (chr->kind == CHARDEV_UNIX)
+        chr->out_fd = -1;
+    g_mutex_unlock(&chr->lock);
+    if (chr->out_src) {
+        loop_source_remove(chr->out_src);
+        chr->out_src = NULL;
+    }
+    notify_frontend_writable(chr);
+}
+
 static void on_input(int fd, uint32_t events, void *opaque);
 
 static void pause_input(Chardev *chr, gboolean pause)
@@ -288,30 +308,14 @@ static void on_input(int fd, uint32_t events, void *opaque)
         loop_source_remove(chr->in_src);
         chr->in_src = NULL;
         if (chr->kind == CHARDEV_UNIX) {
-            g_mutex_lock(&chr->lock);
-            chr->connected = FALSE;
-            chr->ring_len = 0;
-            g_mutex_unlock(&chr->lock);
-            if (chr->out_src) {
-                loop_source_remove(chr->out_src);
-                chr->out_src = NULL;
-            }
+            disconnect(chr);
             close(chr->in_fd);
-            chr->in_fd = chr->out_fd = -1;
+            chr->in_fd = -1;
             loop_source_set_events(chr->listen_src, EPOLLIN);
-            notify_frontend_writable(chr);
         } else if (chr->kind == CHARDEV_PTY) {
-            /* The reader closed the pty: output is dropped until one opens it. */
-            g_mutex_lock(&chr->lock);
-            chr->connected = FALSE;
-            chr->ring_len = 0;
-            g_mutex_unlock(&chr->lock);
-            if (chr->out_src) {
-                loop_source_remove(chr->out_src);
-                chr->out_src = NULL;
-            }
+            /* Output is dropped until someone opens the pty again. */
+            disconnect(chr);
             timer_arm(chr->pty_timer, loop_now_ns() + CHARDEV_PTY_POLL_NS);
-            notify_frontend_writable(chr);
         }
         return;
     }
@@ -379,14 +383,16 @@ static void on_accept(int fd, uint32_t events, void *opaque)
         close(client);
         return;
     }
-    chr->in_fd = chr->out_fd = client;
+    chr->in_fd = client;
     if (!watch_input(chr, &err)) {
         g_warning("%s: %s", chr->label, err->message);
         close(client);
-        chr->in_fd = chr->out_fd = -1;
+        chr->in_fd = -1;
         return;
     }
+    /* out_fd is read by vCPU threads: it changes under the lock only. */
     g_mutex_lock(&chr->lock);
+    chr->out_fd = client;
     chr->connected = TRUE;
     g_mutex_unlock(&chr->lock);
     loop_source_set_events(chr->listen_src, 0);
@@ -452,7 +458,8 @@ static gboolean open_stdio(Chardev *chr, GError **error)
     /* stdin from a file or /dev/null: no input, as there is nothing to wait for. */
     if (pollable(STDIN_FILENO))
         chr->in_fd = reopen_nonblocking(STDIN_FILENO, O_RDONLY);
-    if (chr->in_fd >= 0 && isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &chr->saved_termios) == 0) {
+    if (chr->in_fd >= 0 && isatty(STDIN_FILENO) &&
+        tcgetattr(STDIN_FILENO, &chr->saved_termios) == 0) {
         chr->termios_saved = TRUE;
         set_raw(STDIN_FILENO, TRUE);
     }
