@@ -11,23 +11,11 @@
 #include "vireo/layout.h"
 #include "vireo/util.h"
 
+#define BZIMAGE_WHAT "bzImage"
 #define BZIMAGE_MIN_VERSION 0x020c     /* 2.12: xloadflags, 64-bit entry */
 #define BZIMAGE_ENTRY64_OFFSET 0x200
 #define BZIMAGE_SECTOR 512
 
-static gboolean fail(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-
-static gboolean fail(GError **error, const char *fmt, ...)
-{
-    va_list ap;
-    g_autofree char *msg = NULL;
-
-    va_start(ap, fmt);
-    msg = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT, "bzImage: %s", msg);
-    return FALSE;
-}
 
 gboolean boot_bzimage_probe(const uint8_t *data, size_t len)
 {
@@ -53,18 +41,23 @@ gboolean boot_bzimage_check(const uint8_t *data, size_t len, GError **error)
     unsigned version;
 
     if (!boot_bzimage_probe(data, len))
-        return fail(error, "no boot sector signature (0xaa55 at 0x1fe) or \"HdrS\" at 0x202");
+        return boot_bad_kernel(error, BZIMAGE_WHAT,
+                               "no boot sector signature (0xaa55 at 0x1fe) or \"HdrS\" at 0x202");
     version = vireo_le_load(data + BP_VERSION, 2);
     if (version < BZIMAGE_MIN_VERSION)
-        return fail(error, "boot protocol %u.%02u is older than 2.12, which the 64-bit entry "
-                    "needs", version >> 8, version & 0xff);
+        return boot_bad_kernel(error, BZIMAGE_WHAT,
+                               "boot protocol %u.%02u is older than 2.12, which the 64-bit entry "
+                               "needs", version >> 8, version & 0xff);
     if (!(vireo_le_load(data + BP_XLOADFLAGS, 2) & BOOT_XLF_KERNEL_64))
-        return fail(error, "xloadflags lacks XLF_KERNEL_64: no 64-bit entry point");
+        return boot_bad_kernel(error, BZIMAGE_WHAT,
+                               "xloadflags lacks XLF_KERNEL_64: no 64-bit entry point");
     if (header_end(data) > BP_SIZE || header_end(data) > len)
-        return fail(error, "setup header end 0x%zx lies outside the file", header_end(data));
+        return boot_bad_kernel(error, BZIMAGE_WHAT,
+                               "setup header end 0x%zx lies outside the file", header_end(data));
     if (setup_size(data) >= len)
-        return fail(error, "setup_sects %u leaves no protected-mode kernel in %zu bytes",
-                    data[BP_SETUP_SECTS], len);
+        return boot_bad_kernel(error, BZIMAGE_WHAT,
+                               "setup_sects %u leaves no protected-mode kernel in %zu bytes",
+                               data[BP_SETUP_SECTS], len);
     return TRUE;
 }
 
@@ -78,8 +71,9 @@ gboolean boot_bzimage_load(const uint8_t *data, size_t len, const GuestMemory *m
     uint8_t *dst = guest_memory_ptr(mem, LAYOUT_KERNEL_DEFAULT, need);
 
     if (!dst)
-        return fail(error, "kernel needs 0x%" PRIx64 " bytes at 1 MiB, more than guest RAM "
-                    "has (more --memory?)", need);
+        return boot_bad_kernel(error, BZIMAGE_WHAT,
+                               "kernel needs 0x%" PRIx64 " bytes at 1 MiB, more than guest RAM "
+                               "has (more --memory?)", need);
     memcpy(dst, data + setup, kernel_len);
     memcpy(boot_params + BP_HDR, data + BP_HDR, header_end(data) - BP_HDR);
     vireo_le_store(boot_params + BP_CODE32_START, 4, LAYOUT_KERNEL_DEFAULT);

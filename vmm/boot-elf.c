@@ -13,24 +13,13 @@
 #include "vireo/layout.h"
 #include "vireo/util.h"
 
+#define ELF_WHAT "ELF kernel"
+
 gboolean boot_elf_probe(const uint8_t *data, size_t len)
 {
     return len >= SELFMAG && memcmp(data, ELFMAG, SELFMAG) == 0;
 }
 
-static gboolean fail(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-
-static gboolean fail(GError **error, const char *fmt, ...)
-{
-    va_list ap;
-    g_autofree char *msg = NULL;
-
-    va_start(ap, fmt);
-    msg = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT, "ELF kernel: %s", msg);
-    return FALSE;
-}
 
 static const Elf64_Phdr *phdr(const uint8_t *data, const Elf64_Ehdr *eh, unsigned i)
 {
@@ -44,25 +33,34 @@ gboolean boot_elf_check(const uint8_t *data, size_t len, uint64_t ram_limit, GEr
     unsigned loads = 0;
 
     if (len < sizeof(eh))
-        return fail(error, "file is %zu bytes, shorter than an ELF header", len);
+        return boot_bad_kernel(error, ELF_WHAT,
+                               "file is %zu bytes, shorter than an ELF header", len);
     memcpy(&eh, data, sizeof(eh));
     if (eh.e_ident[EI_CLASS] != ELFCLASS64)
-        return fail(error, "e_ident[EI_CLASS] is %u, expected ELFCLASS64", eh.e_ident[EI_CLASS]);
+        return boot_bad_kernel(error, ELF_WHAT,
+                               "e_ident[EI_CLASS] is %u, expected ELFCLASS64",
+                               eh.e_ident[EI_CLASS]);
     if (eh.e_ident[EI_DATA] != ELFDATA2LSB)
-        return fail(error, "e_ident[EI_DATA] is %u, expected little-endian", eh.e_ident[EI_DATA]);
+        return boot_bad_kernel(error, ELF_WHAT,
+                               "e_ident[EI_DATA] is %u, expected little-endian",
+                               eh.e_ident[EI_DATA]);
     if (eh.e_machine != EM_X86_64)
-        return fail(error, "e_machine is %u, expected EM_X86_64 (%u)", eh.e_machine, EM_X86_64);
+        return boot_bad_kernel(error, ELF_WHAT,
+                               "e_machine is %u, expected EM_X86_64 (%u)", eh.e_machine, EM_X86_64);
     if (eh.e_type != ET_EXEC)
-        return fail(error, "e_type is %u, expected ET_EXEC", eh.e_type);
+        return boot_bad_kernel(error, ELF_WHAT, "e_type is %u, expected ET_EXEC", eh.e_type);
     if (eh.e_phentsize != sizeof(Elf64_Phdr))
-        return fail(error, "e_phentsize is %u, expected %zu", eh.e_phentsize,
-                    sizeof(Elf64_Phdr));
+        return boot_bad_kernel(error, ELF_WHAT,
+                               "e_phentsize is %u, expected %zu", eh.e_phentsize,
+                               sizeof(Elf64_Phdr));
     if (eh.e_phnum == 0 || eh.e_phoff > len ||
         (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr) > len - eh.e_phoff)
-        return fail(error, "program headers (e_phoff 0x%" PRIx64 ", e_phnum %u) lie outside "
-                    "the %zu-byte file", (uint64_t)eh.e_phoff, eh.e_phnum, len);
+        return boot_bad_kernel(error, ELF_WHAT,
+                               "program headers (e_phoff 0x%" PRIx64 ", e_phnum %u) lie outside "
+                               "the %zu-byte file", (uint64_t)eh.e_phoff, eh.e_phnum, len);
     if (eh.e_phoff % 8)
-        return fail(error, "e_phoff 0x%" PRIx64 " is not aligned", (uint64_t)eh.e_phoff);
+        return boot_bad_kernel(error, ELF_WHAT,
+                               "e_phoff 0x%" PRIx64 " is not aligned", (uint64_t)eh.e_phoff);
 
     for (unsigned i = 0; i < eh.e_phnum; i++) {
         const Elf64_Phdr *ph = phdr(data, &eh, i);
@@ -71,25 +69,30 @@ gboolean boot_elf_check(const uint8_t *data, size_t len, uint64_t ram_limit, GEr
             continue;
         loads++;
         if (ph->p_offset > len || ph->p_filesz > len - ph->p_offset)
-            return fail(error, "segment %u (offset 0x%" PRIx64 ", filesz 0x%" PRIx64
-                        ") lies outside the %zu-byte file", i, (uint64_t)ph->p_offset,
-                        (uint64_t)ph->p_filesz, len);
+            return boot_bad_kernel(error, ELF_WHAT,
+                                   "segment %u (offset 0x%" PRIx64 ", filesz 0x%" PRIx64
+                                   ") lies outside the %zu-byte file", i, (uint64_t)ph->p_offset,
+                                   (uint64_t)ph->p_filesz, len);
         if (ph->p_filesz > ph->p_memsz)
-            return fail(error, "segment %u has p_filesz 0x%" PRIx64 " > p_memsz 0x%" PRIx64,
-                        i, (uint64_t)ph->p_filesz, (uint64_t)ph->p_memsz);
+            return boot_bad_kernel(error, ELF_WHAT,
+                                   "segment %u has p_filesz 0x%" PRIx64 " > p_memsz 0x%" PRIx64,
+                                   i, (uint64_t)ph->p_filesz, (uint64_t)ph->p_memsz);
         if (ph->p_paddr < LAYOUT_HIGH_MEMORY || ph->p_paddr > ram_limit ||
             ph->p_memsz > ram_limit - ph->p_paddr)
-            return fail(error, "segment %u at physical 0x%" PRIx64 "+0x%" PRIx64 " is not "
-                        "inside guest RAM from 1 MiB to 0x%" PRIx64 " (more --memory?)", i,
-                        (uint64_t)ph->p_paddr, (uint64_t)ph->p_memsz, ram_limit);
+            return boot_bad_kernel(error, ELF_WHAT,
+                                   "segment %u at physical 0x%" PRIx64 "+0x%" PRIx64 " is not "
+                                   "inside guest RAM from 1 MiB to 0x%" PRIx64
+                                   " (more --memory?)", i,
+                                   (uint64_t)ph->p_paddr, (uint64_t)ph->p_memsz, ram_limit);
         if (eh.e_entry >= ph->p_paddr && eh.e_entry - ph->p_paddr < ph->p_memsz)
             entry_loaded = TRUE;
     }
     if (loads == 0)
-        return fail(error, "no PT_LOAD segment");
+        return boot_bad_kernel(error, ELF_WHAT, "no PT_LOAD segment");
     if (!entry_loaded)
-        return fail(error, "entry point 0x%" PRIx64 " is not inside a loaded segment "
-                    "(it must be a physical address)", (uint64_t)eh.e_entry);
+        return boot_bad_kernel(error, ELF_WHAT,
+                               "entry point 0x%" PRIx64 " is not inside a loaded segment "
+                               "(it must be a physical address)", (uint64_t)eh.e_entry);
     return TRUE;
 }
 
@@ -109,8 +112,9 @@ gboolean boot_elf_load(const uint8_t *data, size_t len, const GuestMemory *mem,
             continue;
         dst = guest_memory_ptr(mem, ph->p_paddr, ph->p_memsz);
         if (!dst)
-            return fail(error, "segment %u at 0x%" PRIx64 " is not in one RAM region", i,
-                        (uint64_t)ph->p_paddr);
+            return boot_bad_kernel(error, ELF_WHAT,
+                                   "segment %u at 0x%" PRIx64 " is not in one RAM region", i,
+                                   (uint64_t)ph->p_paddr);
         memcpy(dst, data + ph->p_offset, ph->p_filesz);
         memset(dst + ph->p_filesz, 0, ph->p_memsz - ph->p_filesz);
         out->end = MAX(out->end, ph->p_paddr + ph->p_memsz);

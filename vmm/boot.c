@@ -5,6 +5,7 @@
  * tables, registers).
  */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <linux/kvm.h>
 #include <string.h>
 #include <sys/random.h>
@@ -53,6 +54,18 @@ struct BootImage {
     char *cmdline;
     gboolean bzimage;
 };
+
+gboolean boot_bad_kernel(GError **error, const char *format, const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *msg = NULL;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT, "%s: %s", format, msg);
+    return FALSE;
+}
 
 void boot_image_free(BootImage *img)
 {

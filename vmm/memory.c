@@ -36,8 +36,9 @@ GuestRam *guest_ram_new(uint64_t size, GError **error)
     ram->memfd = memfd_create("vireo-guest-ram", MFD_CLOEXEC);
     if (ram->memfd < 0 || ftruncate(ram->memfd, size) < 0) {
         int saved = errno;
-        g_set_error(error, VIREO_ERROR, VIREO_ERROR_IO, "cannot create guest RAM (%" G_GUINT64_FORMAT
-                    " MiB): %s", (guint64)(size / LAYOUT_MIB), g_strerror(saved));
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_IO,
+                    "cannot create guest RAM (%" G_GUINT64_FORMAT " MiB): %s",
+                    (guint64)(size / LAYOUT_MIB), g_strerror(saved));
         return NULL;
     }
     /* MAP_NORESERVE: pages are only committed when the guest touches them. */

@@ -89,6 +89,10 @@ void boot_bsp_registers(const BootEntry *entry, struct kvm_regs *regs,
 
 
 
+/* Sets @error to "@format: <message>" (invalid kernel file); returns FALSE. */
+gboolean boot_bad_kernel(GError **error, const char *format, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+
 /* Format loaders (vmm/boot-elf.c, vmm/boot-bzimage.c). */
 typedef struct BootLoaded {
     uint64_t entry;             /* 64-bit entry point */

@@ -15,26 +15,7 @@
 #include "vireo/layout.h"
 #include "vireo/util.h"
 
-typedef struct TestRam {
-    GuestMemory mem;
-    uint8_t *buf;
-} TestRam;
-
-static TestRam *ram_new(uint64_t size)
-{
-    TestRam *r = g_new0(TestRam, 1);
-    r->buf = g_malloc0(size);
-    r->mem.regions[0] = (GuestRegion){ .gpa = 0, .size = size, .host = r->buf };
-    r->mem.nr_regions = 1;
-    r->mem.ram_size = size;
-    return r;
-}
-
-static void ram_free(TestRam *r)
-{
-    g_free(r->buf);
-    g_free(r);
-}
+#include "test-ram.h"
 
 static uint8_t sum(const uint8_t *p, size_t len)
 {
@@ -59,7 +40,7 @@ static const uint8_t *table(TestRam *r, uint64_t addr, const char *sig)
 
 static void check_tables(unsigned cpus)
 {
-    TestRam *r = ram_new(2 * LAYOUT_MIB);
+    TestRam *r = test_ram_new(2 * LAYOUT_MIB);
     AcpiConfig cfg = { .nr_cpus = cpus };
     uint64_t rsdp_addr;
     const uint8_t *rsdp, *xsdt, *fadt = NULL, *madt = NULL, *dsdt, *facs;
@@ -134,7 +115,7 @@ static void check_tables(unsigned cpus)
     }
     assert_int_equal(lapics, cpus);
     assert_int_equal(overrides, 2);
-    ram_free(r);
+    test_ram_free(r);
 }
 
 static void test_tables_1cpu(void **unused)
@@ -165,7 +146,7 @@ static void test_tables_iasl(void **unused)
     if (!iasl)
         skip();
     dir = g_dir_make_tmp("vireo-acpi-XXXXXX", NULL);
-    r = ram_new(2 * LAYOUT_MIB);
+    r = test_ram_new(2 * LAYOUT_MIB);
     assert_true(acpi_build(&r->mem, &cfg, &rsdp_addr, NULL));
     xsdt = r->buf + vireo_le_load(r->buf + rsdp_addr + 24, 8);
     for (uint32_t off = 36; off < vireo_le_load(xsdt + 4, 4); off += 8) {
@@ -203,20 +184,20 @@ static void test_tables_iasl(void **unused)
             fail_msg("iasl's view of the tables lacks '%s'", *want);
     }
     assert_null(strstr(all->str, "**** "));     /* iasl's marker for bad fields */
-    ram_free(r);
+    test_ram_free(r);
 }
 
 static void test_tables_no_room(void **unused)
 {
     /* RAM that ends before the ACPI area: a clear error, no write outside RAM. */
-    TestRam *r = ram_new(0x80000);
+    TestRam *r = test_ram_new(0x80000);
     AcpiConfig cfg = { .nr_cpus = 1 };
     uint64_t rsdp;
     g_autoptr(GError) err = NULL;
 
     assert_false(acpi_build(&r->mem, &cfg, &rsdp, &err));
     assert_non_null(err);
-    ram_free(r);
+    test_ram_free(r);
 }
 
 static void test_e820(void **unused)

@@ -16,28 +16,9 @@
 #include "vireo/layout.h"
 #include "vireo/util.h"
 
+#include "test-ram.h"
+
 #define RAM_SIZE (64 * LAYOUT_MIB)
-
-typedef struct TestRam {
-    GuestMemory mem;
-    uint8_t *buf;
-} TestRam;
-
-static TestRam *ram_new(void)
-{
-    TestRam *r = g_new0(TestRam, 1);
-    r->buf = g_malloc0(RAM_SIZE);
-    r->mem.regions[0] = (GuestRegion){ .gpa = 0, .size = RAM_SIZE, .host = r->buf };
-    r->mem.nr_regions = 1;
-    r->mem.ram_size = RAM_SIZE;
-    return r;
-}
-
-static void ram_free(TestRam *r)
-{
-    g_free(r->buf);
-    g_free(r);
-}
 
 /* An ELF with two PT_LOADs: code at 1 MiB, a .bss-like segment after it. */
 static GByteArray *make_elf(void)
@@ -103,7 +84,7 @@ static void expect_bad(GByteArray *f, const char *needle)
 static void test_elf_load(void **unused)
 {
     GByteArray *f = make_elf();
-    TestRam *r = ram_new();
+    TestRam *r = test_ram_new(RAM_SIZE);
     BootLoaded out;
 
     memset(r->buf + 0x200000, 0xee, 0x3000);
@@ -116,7 +97,7 @@ static void test_elf_load(void **unused)
     for (int i = 0; i < 0x3000; i++)
         assert_int_equal(r->buf[0x200000 + i], 0);
     g_byte_array_unref(f);
-    ram_free(r);
+    test_ram_free(r);
 }
 
 static void test_elf_hostile(void **unused)
@@ -205,7 +186,7 @@ static GByteArray *make_bzimage(unsigned version, uint16_t xloadflags)
 static void test_bzimage(void **unused)
 {
     g_autoptr(GByteArray) f = make_bzimage(0x020f, BOOT_XLF_KERNEL_64);
-    TestRam *r = ram_new();
+    TestRam *r = test_ram_new(RAM_SIZE);
     uint8_t bp[BP_SIZE] = { 0 };
     BootLoaded out;
     g_autoptr(GError) err = NULL;
@@ -234,7 +215,7 @@ static void test_bzimage(void **unused)
     vireo_le_store(f->data + BP_XLOADFLAGS, 2, BOOT_XLF_KERNEL_64);
     assert_false(boot_bzimage_check(f->data, f->len, &err));
     g_clear_error(&err);
-    ram_free(r);
+    test_ram_free(r);
 }
 
 static char *write_temp(const void *data, size_t len)
@@ -256,7 +237,7 @@ static void test_boot_params(void **unused)
     g_autofree uint8_t *initrd_data = g_malloc(300000);
     g_autofree char *initrd = NULL;
     g_autoptr(BootImage) img = NULL;
-    TestRam *r = ram_new();
+    TestRam *r = test_ram_new(RAM_SIZE);
     BootEntry entry;
     const uint8_t *bp;
     uint32_t rd_addr, rd_size;
@@ -293,7 +274,7 @@ static void test_boot_params(void **unused)
     pde = vireo_le_load(r->buf + LAYOUT_BOOT_PD + 3 * 4096, 8);
     assert_int_equal(pde & ~0xfffULL, 3 * LAYOUT_GIB);
     assert_int_equal(pde & 0x81, 0x81);
-    ram_free(r);
+    test_ram_free(r);
     g_unlink(kernel);
     g_unlink(initrd);
 }
@@ -305,14 +286,14 @@ static void test_initrd_too_big(void **unused)
     g_autofree uint8_t *big = g_malloc0(RAM_SIZE);
     g_autofree char *initrd = write_temp(big, RAM_SIZE);
     g_autoptr(BootImage) img = boot_image_open(kernel, initrd, NULL, NULL);
-    TestRam *r = ram_new();
+    TestRam *r = test_ram_new(RAM_SIZE);
     BootEntry entry;
     g_autoptr(GError) err = NULL;
 
     assert_non_null(img);
     assert_false(boot_image_load(img, &r->mem, RAM_SIZE, 0, &entry, &err));
     assert_non_null(strstr(err->message, "--memory"));
-    ram_free(r);
+    test_ram_free(r);
     g_unlink(kernel);
     g_unlink(initrd);
 }
