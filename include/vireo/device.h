@@ -15,8 +15,12 @@
 #include <stdint.h>
 
 #include "vireo/chardev.h"
+#include "vireo/event-loop.h"
+#include "vireo/guest-memory.h"
+#include "vireo/ioevent.h"
 #include "vireo/irq.h"
 #include "vireo/machine-control.h"
+#include "vireo/msi.h"
 #include "vireo/state.h"
 #include "vireo/timer.h"
 
@@ -49,12 +53,17 @@ typedef struct DeviceEnv {
     CharBackend *chr;           /* its character backend, if it has one */
     MachineControl *machine;
     TimerService *timers;
+    EventLoop *loop;            /* fds to watch and work for the loop thread */
+    const GuestMemory *mem;     /* guest RAM, for DMA-capable devices */
+    MsiController *msi;         /* MSI-X routes (PCI devices) */
+    IoEventService *ioevents;   /* doorbells (virtio notify) */
 } DeviceEnv;
 
 struct DeviceType {
     const char *name;
     const char *description;
     const DeviceOps *ops;
+    gboolean pci;               /* instances are PciDevices, for the PCI host to attach */
     /* @options: "key=value,..." from the command line, or NULL. */
     Device *(*create)(const DeviceEnv *env, const char *options, GError **error);
 };

@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Test doubles for device tests; see harness.h. */
+#include <inttypes.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -361,6 +365,338 @@ unsigned harness_timers_armed(HarnessTimers *t)
 
 /* --- environment --- */
 
+/* --- event loop --- */
+
+typedef struct HarnessSource {
+    HarnessLoop *loop;
+    int fd;
+    uint32_t events;
+    EventFdFn fn;
+    void *opaque;
+    gboolean removed;
+} HarnessSource;
+
+typedef struct HarnessCall {
+    EventCallFn fn;
+    void *opaque;
+} HarnessCall;
+
+struct HarnessLoop {
+    EventLoop loop;
+    GMutex lock;                /* calls may be queued from other threads */
+    GQueue calls;               /* HarnessCall* */
+    GPtrArray *sources;         /* HarnessSource* */
+};
+
+static EventSource *hl_add_fd(EventLoop *el, int fd, uint32_t events, EventFdFn fn,
+                              void *opaque, GError **error)
+{
+    HarnessLoop *l = VIREO_CONTAINER_OF(el, HarnessLoop, loop);
+    HarnessSource *src = g_new0(HarnessSource, 1);
+
+    src->loop = l;
+    src->fd = fd;
+    src->events = events;
+    src->fn = fn;
+    src->opaque = opaque;
+    g_ptr_array_add(l->sources, src);
+    return (EventSource *)src;
+}
+
+static void hl_set_events(EventSource *s, uint32_t events)
+{
+    ((HarnessSource *)s)->events = events;
+}
+
+static void hl_remove(EventSource *s)
+{
+    /* Freed by the next harness_loop_run(): the caller may be its callback. */
+    ((HarnessSource *)s)->removed = TRUE;
+}
+
+static void hl_call(EventLoop *el, EventCallFn fn, void *opaque)
+{
+    HarnessLoop *l = VIREO_CONTAINER_OF(el, HarnessLoop, loop);
+    HarnessCall *c = g_new(HarnessCall, 1);
+
+    c->fn = fn;
+    c->opaque = opaque;
+    g_mutex_lock(&l->lock);
+    g_queue_push_tail(&l->calls, c);
+    g_mutex_unlock(&l->lock);
+}
+
+static const EventLoopOps harness_loop_ops = {
+    .add_fd = hl_add_fd,
+    .set_events = hl_set_events,
+    .remove = hl_remove,
+    .call = hl_call,
+};
+
+HarnessLoop *harness_loop_new(void)
+{
+    HarnessLoop *l = g_new0(HarnessLoop, 1);
+
+    l->loop.ops = &harness_loop_ops;
+    g_mutex_init(&l->lock);
+    g_queue_init(&l->calls);
+    l->sources = g_ptr_array_new_with_free_func(g_free);
+    return l;
+}
+
+void harness_loop_free(HarnessLoop *l)
+{
+    if (!l)
+        return;
+    g_queue_clear_full(&l->calls, g_free);
+    g_ptr_array_unref(l->sources);
+    g_mutex_clear(&l->lock);
+    g_free(l);
+}
+
+EventLoop *harness_loop_event_loop(HarnessLoop *l)
+{
+    return &l->loop;
+}
+
+static void reap_sources(HarnessLoop *l)
+{
+    for (guint i = l->sources->len; i-- > 0;) {
+        HarnessSource *src = g_ptr_array_index(l->sources, i);
+        if (src->removed)
+            g_ptr_array_remove_index(l->sources, i);
+    }
+}
+
+unsigned harness_loop_run(HarnessLoop *l)
+{
+    unsigned ran = 0;
+    gboolean progress = TRUE;
+
+    for (unsigned round = 0; progress; round++) {
+        HarnessCall *c;
+
+        if (round > 100000)
+            fail_msg("the event loop never runs dry: a device keeps queueing work");
+        progress = FALSE;
+        g_mutex_lock(&l->lock);
+        c = g_queue_pop_head(&l->calls);
+        g_mutex_unlock(&l->lock);
+        if (c) {
+            c->fn(c->opaque);
+            g_free(c);
+            ran++;
+            progress = TRUE;
+            continue;
+        }
+        for (guint i = 0; i < l->sources->len; i++) {
+            HarnessSource *src = g_ptr_array_index(l->sources, i);
+            struct pollfd p = { .fd = src->fd, .events = src->events };
+
+            if (src->removed || !src->events || poll(&p, 1, 0) <= 0 || !p.revents)
+                continue;
+            src->fn(src->fd, p.revents, src->opaque);
+            ran++;
+            progress = TRUE;
+        }
+        reap_sources(l);
+    }
+    return ran;
+}
+
+unsigned harness_loop_watched(HarnessLoop *l)
+{
+    unsigned n = 0;
+
+    for (guint i = 0; i < l->sources->len; i++)
+        n += !((HarnessSource *)g_ptr_array_index(l->sources, i))->removed;
+    return n;
+}
+
+/* --- MSI --- */
+
+static MsiRoute *hm_route_new(MsiController *ctrl, GError **error)
+{
+    HarnessMsi *m = VIREO_CONTAINER_OF(ctrl, HarnessMsi, ctrl);
+    HarnessMsiRoute *r = g_new0(HarnessMsiRoute, 1);
+
+    r->base.ctrl = ctrl;
+    g_ptr_array_add(m->routes, r);
+    return &r->base;
+}
+
+static void hm_route_set(MsiRoute *route, uint64_t addr, uint32_t data)
+{
+    HarnessMsiRoute *r = (HarnessMsiRoute *)route;
+
+    r->addr = addr;
+    r->data = data;
+    r->sets++;
+}
+
+static void hm_route_fire(MsiRoute *route)
+{
+    g_atomic_int_inc(&((HarnessMsiRoute *)route)->fires);
+}
+
+static void hm_route_free(MsiRoute *route)
+{
+    HarnessMsi *m = VIREO_CONTAINER_OF(route->ctrl, HarnessMsi, ctrl);
+
+    g_ptr_array_remove(m->routes, route);
+    g_free(route);
+}
+
+static const MsiControllerOps harness_msi_ops = {
+    .route_new = hm_route_new,
+    .route_set = hm_route_set,
+    .route_fire = hm_route_fire,
+    .route_free = hm_route_free,
+};
+
+void harness_msi_init(HarnessMsi *m)
+{
+    m->ctrl.ops = &harness_msi_ops;
+    m->routes = g_ptr_array_new();
+}
+
+void harness_msi_cleanup(HarnessMsi *m)
+{
+    /* Devices free their routes; what is left is a leak. */
+    assert_int_equal(m->routes->len, 0);
+    g_ptr_array_unref(m->routes);
+}
+
+unsigned harness_msi_fires(HarnessMsi *m, uint32_t data)
+{
+    unsigned n = 0;
+
+    for (guint i = 0; i < m->routes->len; i++) {
+        HarnessMsiRoute *r = g_ptr_array_index(m->routes, i);
+        if (r->sets && r->data == data)
+            n += g_atomic_int_get(&r->fires);
+    }
+    return n;
+}
+
+/* --- doorbells --- */
+
+typedef struct HarnessIoEvent {
+    IoEvent base;
+    gboolean mmio;
+    uint64_t addr;
+    unsigned len;
+    gboolean match;
+    uint64_t datamatch;
+    IoEventFn fn;
+    void *opaque;
+} HarnessIoEvent;
+
+static IoEvent *hio_add(IoEventService *svc, gboolean mmio, uint64_t addr, unsigned len,
+                        gboolean match, uint64_t datamatch, IoEventFn fn, void *opaque,
+                        GError **error)
+{
+    HarnessIoEvents *io = VIREO_CONTAINER_OF(svc, HarnessIoEvents, svc);
+    HarnessIoEvent *ev = g_new0(HarnessIoEvent, 1);
+
+    /* KVM refuses two registrations that would both match one write. */
+    for (guint i = 0; i < io->events->len; i++) {
+        HarnessIoEvent *o = g_ptr_array_index(io->events, i);
+        if (o->mmio == mmio && o->addr == addr && o->len == len &&
+            (!o->match || !match || o->datamatch == datamatch))
+            fail_msg("doorbell at 0x%" PRIx64 " registered twice", addr);
+    }
+    ev->base.svc = svc;
+    ev->mmio = mmio;
+    ev->addr = addr;
+    ev->len = len;
+    ev->match = match;
+    ev->datamatch = datamatch;
+    ev->fn = fn;
+    ev->opaque = opaque;
+    g_ptr_array_add(io->events, ev);
+    return &ev->base;
+}
+
+static void hio_remove(IoEvent *base)
+{
+    HarnessIoEvents *io = VIREO_CONTAINER_OF(base->svc, HarnessIoEvents, svc);
+
+    assert_true(g_ptr_array_remove(io->events, base));
+    g_free(base);
+}
+
+static const IoEventServiceOps harness_ioevent_ops = {
+    .add = hio_add,
+    .remove = hio_remove,
+};
+
+void harness_ioevents_init(HarnessIoEvents *io)
+{
+    io->svc.ops = &harness_ioevent_ops;
+    io->events = g_ptr_array_new();
+}
+
+void harness_ioevents_cleanup(HarnessIoEvents *io)
+{
+    assert_int_equal(io->events->len, 0);
+    g_ptr_array_unref(io->events);
+}
+
+unsigned harness_ioevents_count(HarnessIoEvents *io)
+{
+    return io->events->len;
+}
+
+gboolean harness_ioevents_ring(HarnessIoEvents *io, gboolean mmio, uint64_t addr, uint64_t value)
+{
+    for (guint i = 0; i < io->events->len; i++) {
+        HarnessIoEvent *ev = g_ptr_array_index(io->events, i);
+        if (ev->mmio == mmio && ev->addr == addr && (!ev->match || ev->datamatch == value)) {
+            ev->fn(ev->opaque);
+            return TRUE;
+        }
+    }
+    return FALSE;
+}
+
+/* --- guest memory --- */
+
+void harness_mem_init(HarnessMem *m, uint64_t gpa, size_t size)
+{
+    size_t page = sysconf(_SC_PAGESIZE);
+
+    size = VIREO_ALIGN_UP(size, page);
+    m->map_len = size + 2 * page;
+    m->map = mmap(NULL, m->map_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                  -1, 0);
+    assert_true(m->map != MAP_FAILED);
+    assert_int_equal(mprotect(m->map + page, size, PROT_READ | PROT_WRITE), 0);
+    memset(&m->mem, 0, sizeof(m->mem));
+    m->mem.regions[0] = (GuestRegion){ .gpa = gpa, .size = size, .host = m->map + page };
+    m->mem.nr_regions = 1;
+    m->mem.ram_size = size;
+}
+
+void harness_mem_cleanup(HarnessMem *m)
+{
+    if (m->map)
+        munmap(m->map, m->map_len);
+    m->map = NULL;
+}
+
+void *harness_mem_ptr(HarnessMem *m, uint64_t gpa, size_t len)
+{
+    void *p = guest_memory_ptr(&m->mem, gpa, len);
+
+    assert_non_null(p);
+    return p;
+}
+
+/* --- a whole DeviceEnv --- */
+
+#define HARNESS_RAM_SIZE (16 * 1024 * 1024)
+
 HarnessEnv *harness_env_new(const char *id, int64_t start_ns)
 {
     HarnessEnv *e = g_new0(HarnessEnv, 1);
@@ -369,11 +705,19 @@ HarnessEnv *harness_env_new(const char *id, int64_t start_ns)
     harness_machine_init(&e->machine);
     e->chr = harness_char_new();
     e->timers = harness_timers_new(start_ns);
+    e->loop = harness_loop_new();
+    harness_msi_init(&e->msi);
+    harness_ioevents_init(&e->ioevents);
+    harness_mem_init(&e->mem, 0, HARNESS_RAM_SIZE);
     e->env.id = id;
     e->env.irq = &e->irq.line;
     e->env.chr = harness_char_backend(e->chr);
     e->env.machine = &e->machine.mc;
     e->env.timers = harness_timers_service(e->timers);
+    e->env.loop = harness_loop_event_loop(e->loop);
+    e->env.mem = &e->mem.mem;
+    e->env.msi = &e->msi.ctrl;
+    e->env.ioevents = &e->ioevents.svc;
     return e;
 }
 
@@ -383,6 +727,10 @@ void harness_env_free(HarnessEnv *e)
         return;
     harness_char_free(e->chr);
     harness_timers_free(e->timers);
+    harness_loop_free(e->loop);
+    harness_msi_cleanup(&e->msi);
+    harness_ioevents_cleanup(&e->ioevents);
+    harness_mem_cleanup(&e->mem);
     g_free(e);
 }
 

@@ -104,6 +104,67 @@ unsigned harness_timers_advance(HarnessTimers *t, int64_t ns);
 int64_t harness_timers_next(HarnessTimers *t);
 unsigned harness_timers_armed(HarnessTimers *t);
 
+/* --- event loop: work queued by devices, run when the test says --- */
+
+typedef struct HarnessLoop HarnessLoop;
+
+HarnessLoop *harness_loop_new(void);
+void harness_loop_free(HarnessLoop *l);
+EventLoop *harness_loop_event_loop(HarnessLoop *l);
+/*
+ * Plays the loop: runs queued calls and dispatches watched fds that are
+ * ready now (poll with no wait), until nothing is left. Returns how many
+ * callbacks ran.
+ */
+unsigned harness_loop_run(HarnessLoop *l);
+unsigned harness_loop_watched(HarnessLoop *l);
+
+/* --- MSI: routes that record what they are programmed with and fired --- */
+
+typedef struct HarnessMsiRoute {
+    MsiRoute base;
+    uint64_t addr;
+    uint32_t data;
+    unsigned sets;              /* route_set() calls */
+    unsigned fires;
+} HarnessMsiRoute;
+
+typedef struct HarnessMsi {
+    MsiController ctrl;
+    GPtrArray *routes;          /* HarnessMsiRoute*, in creation order */
+} HarnessMsi;
+
+void harness_msi_init(HarnessMsi *m);
+void harness_msi_cleanup(HarnessMsi *m);
+/* Total fires of routes programmed with @data (the guest's vector). */
+unsigned harness_msi_fires(HarnessMsi *m, uint32_t data);
+
+/* --- doorbells: registered addresses; ringing one calls its handler --- */
+
+typedef struct HarnessIoEvents {
+    IoEventService svc;
+    GPtrArray *events;          /* registered, opaque to tests */
+} HarnessIoEvents;
+
+void harness_ioevents_init(HarnessIoEvents *io);
+void harness_ioevents_cleanup(HarnessIoEvents *io);
+unsigned harness_ioevents_count(HarnessIoEvents *io);
+/* A guest write of @value to @addr that KVM would turn into a doorbell: TRUE if one matched. */
+gboolean harness_ioevents_ring(HarnessIoEvents *io, gboolean mmio, uint64_t addr, uint64_t value);
+
+/* --- guest memory with guard pages: a stray access outside it faults --- */
+
+typedef struct HarnessMem {
+    GuestMemory mem;
+    uint8_t *map;               /* guard page, RAM, guard page */
+    size_t map_len;
+} HarnessMem;
+
+/* @size bytes of zeroed guest RAM at guest physical @gpa. */
+void harness_mem_init(HarnessMem *m, uint64_t gpa, size_t size);
+void harness_mem_cleanup(HarnessMem *m);
+void *harness_mem_ptr(HarnessMem *m, uint64_t gpa, size_t len);
+
 /* --- a whole DeviceEnv --- */
 
 typedef struct HarnessEnv {
@@ -111,6 +172,10 @@ typedef struct HarnessEnv {
     HarnessChar *chr;
     HarnessMachine machine;
     HarnessTimers *timers;
+    HarnessLoop *loop;
+    HarnessMsi msi;
+    HarnessIoEvents ioevents;
+    HarnessMem mem;             /* 16 MiB at 0 */
     DeviceEnv env;
 } HarnessEnv;
 
