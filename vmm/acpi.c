@@ -5,6 +5,7 @@
 #include "vireo/acpi.h"
 #include "vireo/aml.h"
 #include "vireo/layout.h"
+#include "vireo/pci-host.h"
 #include "vireo/util.h"
 
 #define ACPI_HEADER_LEN 36
@@ -134,16 +135,58 @@ static Aml *legacy_devices(void)
     return sb;
 }
 
-static size_t build_dsdt(TableBuf *tb)
+/* _PRT: each slot's INTA#-INTD# on the GSI pci_host_intx_gsi() chooses. */
+static Aml *pci_routing_table(void)
+{
+    g_autoptr(GPtrArray) entries = g_ptr_array_new();
+
+    for (unsigned slot = 1; slot < PCI_HOST_SLOTS; slot++) {
+        for (unsigned pin = 0; pin < 4 && entries->len < 0xff; pin++) {
+            g_ptr_array_add(entries, aml_package(4, aml_int((slot << 16) | 0xffff),
+                                                 aml_int(pin), aml_int(0),
+                                                 aml_int(pci_host_intx_gsi(slot, pin))));
+        }
+    }
+    return aml_package_from(entries);
+}
+
+/* The PCI Express root bridge: bus 0, its windows, and INTx routing. */
+static Aml *pci_root_bridge(const AcpiConfig *cfg)
+{
+    Aml *dev = aml_new();
+    Aml *crs = aml_new();
+    uint64_t mem64 = layout_pci_mmio64_start(cfg->ram_size);
+
+    aml_append(dev, aml_name_decl("_HID", aml_eisaid("PNP0A08")));
+    aml_append(dev, aml_name_decl("_CID", aml_eisaid("PNP0A03")));
+    aml_append(dev, aml_name_decl("_SEG", aml_int(0)));
+    aml_append(dev, aml_name_decl("_BBN", aml_int(0)));
+    aml_append(dev, aml_name_decl("_UID", aml_int(0)));
+    aml_append(crs, aml_word_bus_number(0, 0));
+    /* The configuration ports, then I/O below and above them. */
+    aml_append(crs, aml_io(0xcf8, 0xcf8, 1, 8));
+    aml_append(crs, aml_word_io(0x0000, 0x0cf7));
+    aml_append(crs, aml_word_io(0x0d00, 0xffff));
+    aml_append(crs, aml_dword_memory(LAYOUT_PCI_MMIO32_START, LAYOUT_PCI_MMIO32_END - 1));
+    aml_append(crs, aml_qword_memory(mem64, mem64 + LAYOUT_PCI_MMIO64_LEN - 1));
+    aml_append(dev, aml_name_decl("_CRS", aml_resource_template(crs)));
+    aml_append(dev, aml_name_decl("_PRT", pci_routing_table()));
+    return aml_device("PCI0", dev);
+}
+
+static size_t build_dsdt(TableBuf *tb, const AcpiConfig *cfg)
 {
     Aml *body = aml_new();
+    Aml *sb;
     size_t off;
 
     /* SLP_TYPa/SLP_TYPb for S5: what the guest writes to PM1a_CNT to power off. */
     aml_append(body, aml_name_decl("\\_S5", aml_package(4, aml_int(LAYOUT_ACPI_S5_SLP_TYP),
                                                          aml_int(LAYOUT_ACPI_S5_SLP_TYP),
                                                          aml_int(0), aml_int(0))));
-    aml_append(body, aml_scope("\\_SB", legacy_devices()));
+    sb = legacy_devices();
+    aml_append(sb, pci_root_bridge(cfg));
+    aml_append(body, aml_scope("\\_SB", sb));
     off = tb_alloc(tb, ACPI_HEADER_LEN + body->len, 16);
     header(tb, off, "DSDT", ACPI_HEADER_LEN + body->len, 2);
     memcpy(at(tb, off + ACPI_HEADER_LEN), body->data, body->len);
@@ -192,6 +235,22 @@ static size_t build_fadt(TableBuf *tb, uint64_t facs, uint64_t dsdt)
     gas(tb, off + 148, 32, GAS_ACCESS_WORD, LAYOUT_PORT_PM1A_EVT);   /* X_PM1a_EVT_BLK */
     gas(tb, off + 172, 16, GAS_ACCESS_WORD, LAYOUT_PORT_PM1A_CNT);   /* X_PM1a_CNT_BLK */
     gas(tb, off + 208, 32, GAS_ACCESS_DWORD, LAYOUT_PORT_PM_TMR);    /* X_PM_TMR_BLK */
+    finish(tb, off);
+    return off;
+}
+
+/* MCFG: where ECAM is (segment 0, bus 0 only). */
+static size_t build_mcfg(TableBuf *tb)
+{
+    size_t len = ACPI_HEADER_LEN + 8 + 16;
+    size_t off = tb_alloc(tb, len, 16);
+    size_t p = off + ACPI_HEADER_LEN + 8;
+
+    header(tb, off, "MCFG", len, 1);
+    put(tb, p, 8, LAYOUT_PCI_ECAM);
+    put(tb, p + 8, 2, 0);                       /* segment */
+    at(tb, p)[10] = 0;                          /* first bus */
+    at(tb, p)[11] = 0;                          /* last bus */
     finish(tb, off);
     return off;
 }
@@ -248,19 +307,21 @@ gboolean acpi_build(const GuestMemory *mem, const AcpiConfig *cfg, uint64_t *rsd
                     GError **error)
 {
     TableBuf tb = { .data = g_byte_array_new() };
-    size_t rsdp_off, xsdt, fadt, facs, dsdt, madt;
+    size_t rsdp_off, xsdt, fadt, facs, dsdt, madt, mcfg;
     uint64_t base = LAYOUT_ACPI_START;
     gboolean ok;
 
     rsdp_off = tb_alloc(&tb, ACPI_RSDP_LEN, 16);
-    dsdt = build_dsdt(&tb);
+    dsdt = build_dsdt(&tb, cfg);
     facs = build_facs(&tb);
     fadt = build_fadt(&tb, base + facs, base + dsdt);
     madt = build_madt(&tb, cfg->nr_cpus);
-    xsdt = tb_alloc(&tb, ACPI_HEADER_LEN + 2 * 8, 16);
-    header(&tb, xsdt, "XSDT", ACPI_HEADER_LEN + 2 * 8, 1);
+    mcfg = build_mcfg(&tb);
+    xsdt = tb_alloc(&tb, ACPI_HEADER_LEN + 3 * 8, 16);
+    header(&tb, xsdt, "XSDT", ACPI_HEADER_LEN + 3 * 8, 1);
     put(&tb, xsdt + ACPI_HEADER_LEN, 8, base + fadt);
     put(&tb, xsdt + ACPI_HEADER_LEN + 8, 8, base + madt);
+    put(&tb, xsdt + ACPI_HEADER_LEN + 16, 8, base + mcfg);
     finish(&tb, xsdt);
 
     memcpy(at(&tb, rsdp_off), "RSD PTR ", 8);

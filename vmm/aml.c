@@ -169,6 +169,19 @@ Aml *aml_package(unsigned n, ...)
     return package_like(&op, 1, body);
 }
 
+Aml *aml_package_from(GPtrArray *elements)
+{
+    static const uint8_t op = AML_PACKAGE_OP;
+    Aml *body = aml_new();
+
+    g_assert(elements->len <= 0xff);
+    put_byte(body, elements->len);
+    for (guint i = 0; i < elements->len; i++)
+        aml_append(body, g_ptr_array_index(elements, i));
+    g_ptr_array_set_size(elements, 0);
+    return package_like(&op, 1, body);
+}
+
 static Aml *named_block(const uint8_t *op, size_t op_len, const char *name, Aml *body)
 {
     Aml *inner = aml_namestring(name);
@@ -236,4 +249,56 @@ Aml *aml_resource_template(Aml *descriptors)
     put_byte(descriptors, 0);   /* checksum 0: "treat as correct" */
     aml_append(body, descriptors);
     return package_like(&op, 1, body);
+}
+
+#define AML_RES_DWORD_ADDRESS 0x87
+#define AML_RES_WORD_ADDRESS 0x88
+#define AML_RES_QWORD_ADDRESS 0x8a
+#define AML_ADDR_MEMORY 0
+#define AML_ADDR_IO 1
+#define AML_ADDR_BUS 2
+/* General flags: producer, positive decode, MinFixed, MaxFixed. */
+#define AML_ADDR_FIXED_PRODUCER 0x0c
+#define AML_MEM_READ_WRITE 0x01         /* non-cacheable */
+#define AML_IO_ENTIRE_RANGE 0x03
+
+/* Large address space descriptor: granularity 0, no translation. */
+static Aml *address_space(uint8_t tag, unsigned width, uint8_t type, uint8_t type_flags,
+                          uint64_t min, uint64_t max)
+{
+    Aml *a = aml_new();
+
+    put_byte(a, tag);
+    put_le(a, 3 + 5 * width, 2);
+    put_byte(a, type);
+    put_byte(a, AML_ADDR_FIXED_PRODUCER);
+    put_byte(a, type_flags);
+    put_le(a, 0, width);                /* granularity */
+    put_le(a, min, width);
+    put_le(a, max, width);
+    put_le(a, 0, width);                /* translation offset */
+    put_le(a, max - min + 1, width);    /* length */
+    return a;
+}
+
+Aml *aml_word_bus_number(uint16_t min, uint16_t max)
+{
+    return address_space(AML_RES_WORD_ADDRESS, 2, AML_ADDR_BUS, 0, min, max);
+}
+
+Aml *aml_word_io(uint16_t min, uint16_t max)
+{
+    return address_space(AML_RES_WORD_ADDRESS, 2, AML_ADDR_IO, AML_IO_ENTIRE_RANGE, min, max);
+}
+
+Aml *aml_dword_memory(uint32_t min, uint32_t max)
+{
+    return address_space(AML_RES_DWORD_ADDRESS, 4, AML_ADDR_MEMORY, AML_MEM_READ_WRITE, min,
+                         max);
+}
+
+Aml *aml_qword_memory(uint64_t min, uint64_t max)
+{
+    return address_space(AML_RES_QWORD_ADDRESS, 8, AML_ADDR_MEMORY, AML_MEM_READ_WRITE, min,
+                         max);
 }

@@ -94,14 +94,15 @@ gboolean bus_add(Bus *bus, uint64_t base, uint64_t len, Device *dev, uint64_t de
     return TRUE;
 }
 
-gboolean bus_remove(Bus *bus, uint64_t base)
+gboolean bus_remove(Bus *bus, uint64_t base, Device *dev)
 {
     gboolean found = FALSE;
     guint i;
 
     g_rw_lock_writer_lock(&bus->lock);
     i = lower_bound(bus, base);
-    if (i < bus->regions->len && g_array_index(bus->regions, BusRegion, i).base == base) {
+    if (i < bus->regions->len && g_array_index(bus->regions, BusRegion, i).base == base &&
+        g_array_index(bus->regions, BusRegion, i).dev == dev) {
         g_array_remove_index(bus->regions, i);
         found = TRUE;
     }

@@ -47,6 +47,8 @@ struct Loop {
     GArray *calls;              /* LoopCall */
     GPtrArray *timers;          /* LoopTimer, armed or not */
     TimerService timer_service;
+    EventLoop event_loop;
+    GThread *thread;            /* running loop_run(), or NULL */
 };
 
 int64_t loop_now_ns(void)
@@ -258,6 +260,40 @@ TimerService *loop_timer_service(Loop *loop)
     return &loop->timer_service;
 }
 
+static EventSource *event_add_fd(EventLoop *el, int fd, uint32_t events, EventFdFn fn,
+                                 void *opaque, GError **error)
+{
+    Loop *loop = VIREO_CONTAINER_OF(el, Loop, event_loop);
+    return (EventSource *)loop_add_fd(loop, fd, events, fn, opaque, error);
+}
+
+static void event_set_events(EventSource *src, uint32_t events)
+{
+    loop_source_set_events((LoopSource *)src, events);
+}
+
+static void event_remove(EventSource *src)
+{
+    loop_source_remove((LoopSource *)src);
+}
+
+static void event_call(EventLoop *el, EventCallFn fn, void *opaque)
+{
+    loop_call(VIREO_CONTAINER_OF(el, Loop, event_loop), fn, opaque);
+}
+
+static const EventLoopOps loop_event_ops = {
+    .add_fd = event_add_fd,
+    .set_events = event_set_events,
+    .remove = event_remove,
+    .call = event_call,
+};
+
+EventLoop *loop_event_loop(Loop *loop)
+{
+    return &loop->event_loop;
+}
+
 Loop *loop_new(GError **error)
 {
     g_autoptr(Loop) loop = g_new0(Loop, 1);
@@ -268,6 +304,7 @@ Loop *loop_new(GError **error)
     loop->timers = g_ptr_array_new();
     loop->dead = g_ptr_array_new_with_free_func(g_free);
     loop->timer_service.ops = &loop_timer_ops;
+    loop->event_loop.ops = &loop_event_ops;
     loop->epfd = epoll_create1(EPOLL_CLOEXEC);
     loop->call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     loop->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -307,10 +344,17 @@ void loop_free(Loop *loop)
     g_free(loop);
 }
 
+gboolean loop_owns_thread(const Loop *loop)
+{
+    GThread *t = g_atomic_pointer_get((GThread **)&loop->thread);
+    return !t || t == g_thread_self();
+}
+
 int loop_run(Loop *loop)
 {
     struct epoll_event events[LOOP_MAX_EVENTS];
 
+    g_atomic_pointer_set(&loop->thread, g_thread_self());
     while (!loop->quit) {
         int n = epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, -1);
         if (n < 0) {
@@ -327,6 +371,7 @@ int loop_run(Loop *loop)
         }
         g_ptr_array_set_size(loop->dead, 0);
     }
+    g_atomic_pointer_set(&loop->thread, NULL);
     return loop->status;
 }
 

@@ -19,12 +19,15 @@
 #include "vireo/acpi-pm.h"
 #include "vireo/boot.h"
 #include "vireo/chardev-host.h"
+#include "vireo/ioevent-kvm.h"
+#include "vireo/irq-routing.h"
+#include "vireo/pci-host.h"
 #include "vireo/layout.h"
 #include "vireo/machine-internal.h"
 #include "vireo/memory.h"
 #include "vireo/util.h"
 
-#define MACHINE_NR_GSIS 24
+#define MACHINE_NR_GSIS IRQ_ROUTING_PC_GSIS
 
 typedef struct KvmIrqLine {
     IrqLine base;
@@ -58,10 +61,16 @@ struct Machine {
     Vcpu **vcpus;
     unsigned nr_vcpus;
     KvmIrqLine irq[MACHINE_NR_GSIS];
+    IrqRouting *routing;
+    KvmIoEvents *ioevents;
+    PciHost *pci;
     MachineControl control;
-    GPtrArray *devices;         /* Device*, in creation order (reset and save order) */
+    GPtrArray *devices;         /* Device*, reset and save order; not owned */
+    GPtrArray *owned_devices;   /* Device*, the ones the machine created */
     Device *pm;
+    Device *reset_control;
     Chardev *serial_chr;
+    GPtrArray *chardevs;        /* Chardev*, of the user's devices */
     BootImage *boot;
     /* In-kernel irqchip and PIT state at power-on, for reset. */
     struct kvm_irqchip irqchip_initial[3];
@@ -106,7 +115,31 @@ MachineConfig *machine_config_new(void)
     cfg->memory = 128 * LAYOUT_MIB;
     cfg->cpus = 1;
     cfg->serial = g_strdup("stdio");
+    cfg->devices = g_ptr_array_new_with_free_func((GDestroyNotify)machine_device_spec_free);
     return cfg;
+}
+
+void machine_device_spec_free(MachineDeviceSpec *spec)
+{
+    if (!spec)
+        return;
+    g_free(spec->type);
+    g_free(spec->id);
+    g_free(spec->options);
+    g_free(spec->chardev);
+    g_free(spec);
+}
+
+MachineDeviceSpec *machine_config_add_device(MachineConfig *cfg, const char *type,
+                                             const char *id, const char *options)
+{
+    MachineDeviceSpec *spec = g_new0(MachineDeviceSpec, 1);
+
+    spec->type = g_strdup(type);
+    spec->id = g_strdup(id);
+    spec->options = g_strdup(options);
+    g_ptr_array_add(cfg->devices, spec);
+    return spec;
 }
 
 void machine_config_free(MachineConfig *cfg)
@@ -118,6 +151,7 @@ void machine_config_free(MachineConfig *cfg)
     g_free(cfg->initrd);
     g_free(cfg->cmdline);
     g_free(cfg->serial);
+    g_ptr_array_unref(cfg->devices);
     g_free(cfg);
 }
 
@@ -130,6 +164,12 @@ static MachineConfig *config_copy(const MachineConfig *src)
     cfg->initrd = g_strdup(src->initrd);
     cfg->cmdline = g_strdup(src->cmdline);
     cfg->serial = g_strdup(src->serial);
+    cfg->devices = g_ptr_array_new_with_free_func((GDestroyNotify)machine_device_spec_free);
+    for (guint i = 0; i < src->devices->len; i++) {
+        const MachineDeviceSpec *d = g_ptr_array_index(src->devices, i);
+        MachineDeviceSpec *copy = machine_config_add_device(cfg, d->type, d->id, d->options);
+        copy->chardev = g_strdup(d->chardev);
+    }
     return cfg;
 }
 
@@ -339,41 +379,6 @@ static void kvm_irq_set_level(IrqLine *line, gboolean level)
         g_warning("GSI %u: %s", l->gsi, err->message);
 }
 
-static void add_route(struct kvm_irq_routing *r, uint32_t gsi, uint32_t chip, uint32_t pin)
-{
-    struct kvm_irq_routing_entry *e = &r->entries[r->nr++];
-
-    memset(e, 0, sizeof(*e));
-    e->gsi = gsi;
-    e->type = KVM_IRQ_ROUTING_IRQCHIP;
-    e->u.irqchip.irqchip = chip;
-    e->u.irqchip.pin = pin;
-}
-
-/*
- * GSIs 0-15 reach the 8259s (2 is the cascade) and the IOAPIC; GSI 0, the
- * PIT, lands on IOAPIC pin 2 as the MADT's interrupt override says.
- */
-static gboolean setup_irq_routing(Machine *m, GError **error)
-{
-    g_autofree struct kvm_irq_routing *r =
-        g_malloc0(sizeof(*r) + 64 * sizeof(struct kvm_irq_routing_entry));
-
-    for (uint32_t i = 0; i < 8; i++) {
-        if (i != 2)
-            add_route(r, i, KVM_IRQCHIP_PIC_MASTER, i);
-    }
-    for (uint32_t i = 8; i < 16; i++)
-        add_route(r, i, KVM_IRQCHIP_PIC_SLAVE, i - 8);
-    for (uint32_t i = 0; i < MACHINE_NR_GSIS; i++) {
-        if (i == 0)
-            add_route(r, i, KVM_IRQCHIP_IOAPIC, 2);
-        else if (i != 2)
-            add_route(r, i, KVM_IRQCHIP_IOAPIC, i);
-    }
-    return KVM_IOCTL(m->vm_fd, KVM_SET_GSI_ROUTING, r, error) >= 0;
-}
-
 static gboolean create_irqchip(Machine *m, GError **error)
 {
     struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
@@ -384,8 +389,10 @@ static gboolean create_irqchip(Machine *m, GError **error)
         KVM_IOCTL_VAL(m->vm_fd, KVM_CREATE_IRQCHIP, 0, error) < 0 ||
         KVM_IOCTL(m->vm_fd, KVM_CREATE_PIT2, &pit, error) < 0)
         return FALSE;
-    if (!setup_irq_routing(m, error))
+    m->routing = irq_routing_new(m->vm_fd, error);
+    if (!m->routing)
         return FALSE;
+    m->ioevents = kvm_ioevents_new(m->vm_fd, m->loop);
     for (unsigned i = 0; i < MACHINE_NR_GSIS; i++) {
         m->irq[i].base.set_level = kvm_irq_set_level;
         m->irq[i].machine = m;
@@ -427,11 +434,17 @@ static Device *add_device(Machine *m, const char *type, const char *id, int gsi,
         .chr = chr,
         .machine = &m->control,
         .timers = loop_timer_service(m->loop),
+        .loop = loop_event_loop(m->loop),
+        .mem = &m->ram->mem,
+        .msi = irq_routing_msi_controller(m->routing),
+        .ioevents = kvm_ioevents_service(m->ioevents),
     };
     Device *dev = device_create(type, &env, options, error);
 
-    if (dev)
+    if (dev) {
+        g_ptr_array_add(m->owned_devices, dev);
         g_ptr_array_add(m->devices, dev);
+    }
     return dev;
 }
 
@@ -439,6 +452,56 @@ static gboolean map_pio(Machine *m, Device *dev, uint64_t port, uint64_t len, ui
                         GError **error)
 {
     return dev && bus_add(m->pio, port, len, dev, dev_off, error);
+}
+
+static IrqLine *pci_intx_line(void *opaque, unsigned gsi)
+{
+    Machine *m = opaque;
+    return gsi < MACHINE_NR_GSIS ? &m->irq[gsi].base : NULL;
+}
+
+/*
+ * The PCI host, then the user's devices in command-line order: the same
+ * command line always gives the same slots and BAR addresses.
+ */
+static gboolean create_pci(Machine *m, GError **error)
+{
+    PciHostWindows win = {
+        .io_base = LAYOUT_PCI_IO_START,
+        .io_end = LAYOUT_PCI_IO_END,
+        .mem32_base = LAYOUT_PCI_MMIO32_START,
+        .mem32_end = LAYOUT_PCI_MMIO32_END,
+        .mem64_base = layout_pci_mmio64_start(m->cfg->memory),
+        .mem64_end = layout_pci_mmio64_start(m->cfg->memory) + LAYOUT_PCI_MMIO64_LEN,
+    };
+
+    m->pci = pci_host_new(m->pio, m->mmio, LAYOUT_PCI_ECAM, &win, pci_intx_line, m, error);
+    if (!m->pci)
+        return FALSE;
+    pci_host_set_reset_register(m->pci, m->reset_control);
+    g_ptr_array_add(m->devices, pci_host_config_device(m->pci));
+    g_ptr_array_add(m->devices, pci_host_bridge_device(m->pci));
+    for (guint i = 0; i < m->cfg->devices->len; i++) {
+        const MachineDeviceSpec *spec = g_ptr_array_index(m->cfg->devices, i);
+        g_autofree char *id = spec->id ? g_strdup(spec->id)
+                                       : g_strdup_printf("%s%u", spec->type, i);
+        CharBackend *chr = NULL;
+        Device *dev;
+
+        if (spec->chardev) {
+            Chardev *c = chardev_new(spec->chardev, id, m->loop, error);
+            if (!c)
+                return FALSE;
+            g_ptr_array_add(m->chardevs, c);
+            chr = chardev_backend(c);
+        }
+        dev = add_device(m, spec->type, id, -1, chr, spec->options, error);
+        if (!dev)
+            return FALSE;
+        if (dev->type->pci && !pci_host_attach(m->pci, pci_device_from_dev(dev), error))
+            return FALSE;
+    }
+    return TRUE;
 }
 
 static gboolean create_devices(Machine *m, GError **error)
@@ -469,8 +532,9 @@ static gboolean create_devices(Machine *m, GError **error)
     m->pm = add_device(m, "acpi-pm", "pm", LAYOUT_IRQ_SCI, NULL, NULL, error);
     if (!map_pio(m, m->pm, LAYOUT_PORT_PM_BASE, LAYOUT_PORT_PM_LEN, 0, error))
         return FALSE;
-    dev = add_device(m, "reset-control", "reset", -1, NULL, NULL, error);
-    if (!map_pio(m, dev, LAYOUT_PORT_RESET, 1, 0, error))
+    /* Port 0xcf9 lies in the PCI address register: the PCI host forwards it. */
+    m->reset_control = add_device(m, "reset-control", "reset", -1, NULL, NULL, error);
+    if (!m->reset_control)
         return FALSE;
     dev = add_device(m, "post-sink", "post", -1, NULL, NULL, error);
     if (!map_pio(m, dev, LAYOUT_PORT_POST, 1, 0, error))
@@ -480,7 +544,7 @@ static gboolean create_devices(Machine *m, GError **error)
         if (!map_pio(m, dev, LAYOUT_PORT_DEBUG_EXIT, 1, 0, error))
             return FALSE;
     }
-    return TRUE;
+    return create_pci(m, error);
 }
 
 /* --- creation, boot, reset --- */
@@ -520,7 +584,9 @@ Machine *machine_new(const MachineConfig *cfg, Loop *loop, GError **error)
     m->vm_fd = -1;
     m->state = RUN_STATE_PRELAUNCH;
     m->listeners = g_array_new(FALSE, FALSE, sizeof(Listener));
-    m->devices = g_ptr_array_new_with_free_func((GDestroyNotify)device_free);
+    m->devices = g_ptr_array_new();
+    m->owned_devices = g_ptr_array_new_with_free_func((GDestroyNotify)device_free);
+    m->chardevs = g_ptr_array_new_with_free_func((GDestroyNotify)chardev_free);
     m->control.request = control_request;
     m->pio = bus_new("port I/O", 1);
     m->mmio = bus_new("MMIO", 0x1000);
@@ -562,7 +628,7 @@ Machine *machine_new(const MachineConfig *cfg, Loop *loop, GError **error)
 /* Loads the kernel and tables into RAM and points the BSP at the entry. */
 static gboolean load_boot(Machine *m, GError **error)
 {
-    AcpiConfig acpi = { .nr_cpus = m->nr_vcpus };
+    AcpiConfig acpi = { .nr_cpus = m->nr_vcpus, .ram_size = m->cfg->memory };
     BootEntry entry;
     uint64_t rsdp;
     struct kvm_regs regs;
@@ -613,6 +679,7 @@ static gboolean reset_machine(Machine *m, GError **error)
 {
     for (guint i = 0; i < m->devices->len; i++)
         device_reset(g_ptr_array_index(m->devices, i));
+    pci_host_reset(m->pci);
     if (!restore_irqchip(m, m->irqchip_initial, &m->pit_initial, error))
         return FALSE;
     for (unsigned i = 0; i < m->nr_vcpus; i++) {
@@ -854,7 +921,13 @@ void machine_free(Machine *m)
         vcpu_free(m->vcpus[i]);
     g_free(m->vcpus);
     g_ptr_array_unref(m->devices);
+    /* Devices free their MSI routes and doorbells, so before those services. */
+    g_ptr_array_unref(m->owned_devices);
+    pci_host_free(m->pci);
     chardev_free(m->serial_chr);
+    g_ptr_array_unref(m->chardevs);
+    kvm_ioevents_free(m->ioevents);
+    irq_routing_free(m->routing);
     bus_free(m->pio);
     bus_free(m->mmio);
     if (m->vm_fd >= 0)

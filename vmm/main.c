@@ -5,6 +5,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "vireo/device.h"
 #include "vireo/layout.h"
 #include "vireo/loop.h"
 #include "vireo/machine.h"
@@ -120,6 +121,15 @@ int main(int argc, char **argv)
     }
     if (opts->help) {
         fputs(vmm_usage, stdout);
+        return 0;
+    }
+    if (opts->list_devices) {
+        g_autoptr(GPtrArray) types = device_type_list();
+        for (guint i = 0; i < types->len; i++) {
+            const DeviceType *t = g_ptr_array_index(types, i);
+            if (t->create)
+                printf("%-16s %s\n", t->name, t->description ? t->description : "");
+        }
         return 0;
     }
     if (opts->version) {

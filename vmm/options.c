@@ -22,6 +22,9 @@ const char vmm_usage[] =
     "  --serial SPEC      where the serial port (COM1) goes: stdio (default), pty,\n"
     "                     file:PATH, unix:PATH (a listening socket) or none\n"
     "  --qmp unix:PATH    QMP control socket (QEMU's QMP protocol)\n"
+    "  --device TYPE[,id=ID][,key=value...]\n"
+    "                     add a device (repeatable; PCI devices take slots 1, 2, ...\n"
+    "                     in the order given); --device help lists the types\n"
     "  --name NAME        name of the VM (query-name, thread names)\n"
     "  --debug-exit       isa-debug-exit device at port 0x501: a write of V ends\n"
     "                     vireo-vmm with status (V << 1) | 1\n"
@@ -44,6 +47,7 @@ enum {
     OPT_SERIAL,
     OPT_QMP,
     OPT_NAME,
+    OPT_DEVICE,
     OPT_DEBUG_EXIT,
     OPT_NO_REBOOT,
     OPT_HELP,
@@ -59,6 +63,7 @@ static const struct option long_options[] = {
     { "serial", required_argument, NULL, OPT_SERIAL },
     { "qmp", required_argument, NULL, OPT_QMP },
     { "name", required_argument, NULL, OPT_NAME },
+    { "device", required_argument, NULL, OPT_DEVICE },
     { "debug-exit", no_argument, NULL, OPT_DEBUG_EXIT },
     { "no-reboot", no_argument, NULL, OPT_NO_REBOOT },
     { "help", no_argument, NULL, OPT_HELP },
@@ -117,6 +122,43 @@ static gboolean parse_cpus(const char *s, unsigned *cpus, GError **error)
     return TRUE;
 }
 
+/*
+ * "TYPE[,id=ID][,key=value...]": the type and id are ours, the rest goes
+ * to the device, which checks it.
+ */
+static gboolean parse_device(MachineConfig *cfg, const char *arg, GError **error)
+{
+    g_auto(GStrv) parts = g_strsplit(arg, ",", 2);
+    g_autoptr(GString) rest = g_string_new(NULL);
+    g_autofree char *id = NULL;
+
+    if (!parts[0] || !*parts[0]) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT,
+                    "--device '%s': expected TYPE[,key=value...]", arg);
+        return FALSE;
+    }
+    if (parts[1]) {
+        g_auto(GStrv) opts = g_strsplit(parts[1], ",", -1);
+        for (char **o = opts; *o; o++) {
+            if (g_str_has_prefix(*o, "id=")) {
+                g_free(id);
+                id = g_strdup(*o + 3);
+                continue;
+            }
+            if (rest->len)
+                g_string_append_c(rest, ',');
+            g_string_append(rest, *o);
+        }
+    }
+    if (id && (!*id || strchr(id, '/'))) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT,
+                    "--device '%s': id must be a non-empty name without '/'", arg);
+        return FALSE;
+    }
+    machine_config_add_device(cfg, parts[0], id, rest->len ? rest->str : NULL);
+    return TRUE;
+}
+
 static void set_string(char **dst, const char *value)
 {
     g_free(*dst);
@@ -163,6 +205,12 @@ VmmOptions *vmm_options_parse(int argc, char **argv, GError **error)
         case OPT_NAME:
             set_string(&opts->machine->name, optarg);
             break;
+        case OPT_DEVICE:
+            if (strcmp(optarg, "help") == 0)
+                opts->list_devices = TRUE;
+            else if (!parse_device(opts->machine, optarg, error))
+                return NULL;
+            break;
         case OPT_DEBUG_EXIT:
             opts->machine->debug_exit = TRUE;
             break;
@@ -193,7 +241,7 @@ VmmOptions *vmm_options_parse(int argc, char **argv, GError **error)
                     "unexpected argument '%s' (see --help)", args[optind]);
         return NULL;
     }
-    if (!opts->help && !opts->version && !opts->machine->kernel) {
+    if (!opts->help && !opts->version && !opts->list_devices && !opts->machine->kernel) {
         g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT,
                     "--kernel FILE is required (see --help)");
         return NULL;

@@ -2,7 +2,8 @@
 /*
  * ACPI tables for the machine (docs/machine.md): RSDP, XSDT, FADT (with the
  * PM1a blocks, the fixed power button and the reset register), FACS, DSDT
- * (\_S5) and MADT (local APICs, IOAPIC, interrupt overrides).
+ * (\_S5, the legacy devices, the PCI host bridge with its windows and
+ * _PRT), MADT (local APICs, IOAPIC, interrupt overrides) and MCFG (ECAM).
  */
 #ifndef VIREO_ACPI_H
 #define VIREO_ACPI_H
@@ -14,6 +15,7 @@
 
 typedef struct AcpiConfig {
     unsigned nr_cpus;
+    uint64_t ram_size;          /* places the 64-bit PCI window above RAM */
 } AcpiConfig;
 
 /*

@@ -26,6 +26,8 @@ Aml *aml_namestring(const char *name);
 Aml *aml_name_decl(const char *name, Aml *value);
 /* Package(n) { elements... }: @n elements, each an Aml* consumed. */
 Aml *aml_package(unsigned n, ...);
+/* Package { elements... } from an array of Aml* (consumed, at most 255). */
+Aml *aml_package_from(GPtrArray *elements);
 /* Scope(name) { body } and Device(name) { body }; @body consumed. */
 Aml *aml_scope(const char *name, Aml *body);
 Aml *aml_device(const char *name, Aml *body);
@@ -42,5 +44,15 @@ Aml *aml_resource_template(Aml *descriptors);
 Aml *aml_io(uint16_t min, uint16_t max, uint8_t align, uint8_t len);
 /* IRQNoFlags() { irq } */
 Aml *aml_irq_no_flags(unsigned irq);
+/*
+ * Address space descriptors a host bridge produces for its children
+ * (ResourceProducer, MinFixed, MaxFixed, PosDecode): bus numbers, an I/O
+ * range (EntireRange), and non-cacheable read-write memory. [min, max]
+ * are inclusive.
+ */
+Aml *aml_word_bus_number(uint16_t min, uint16_t max);
+Aml *aml_word_io(uint16_t min, uint16_t max);
+Aml *aml_dword_memory(uint32_t min, uint32_t max);
+Aml *aml_qword_memory(uint64_t min, uint64_t max);
 
 #endif

@@ -30,8 +30,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(Bus, bus_free)
  */
 gboolean bus_add(Bus *bus, uint64_t base, uint64_t len, Device *dev, uint64_t dev_offset,
                  GError **error);
-/* Removes the region starting at @base; FALSE if there is none. */
-gboolean bus_remove(Bus *bus, uint64_t base);
+/* Removes @dev's region starting at @base; FALSE if there is none. */
+gboolean bus_remove(Bus *bus, uint64_t base, Device *dev);
 
 /* TRUE when a device took the access. */
 gboolean bus_read(Bus *bus, uint64_t addr, void *buf, size_t len);

@@ -27,7 +27,14 @@
 #define LAYOUT_HIGH_MEMORY       0x100000ULL /* first MiB ends here */
 #define LAYOUT_KERNEL_DEFAULT    0x100000ULL /* bzImage protected-mode code */
 #define LAYOUT_PCI_HOLE_START    0xc0000000ULL
-#define LAYOUT_PCI_MMIO32_END    0xfc000000ULL
+#define LAYOUT_PCI_MMIO32_START  0xc0000000ULL /* 32-bit BAR window */
+#define LAYOUT_PCI_MMIO32_END    0xe0000000ULL
+#define LAYOUT_PCI_ECAM          0xe0000000ULL /* bus 0 only: 1 MiB */
+#define LAYOUT_PCI_ECAM_LEN      0x100000ULL
+#define LAYOUT_PCI_IO_START      0xc000ULL     /* port I/O BAR window */
+#define LAYOUT_PCI_IO_END        0x10000ULL
+#define LAYOUT_PCI_MMIO64_ALIGN  LAYOUT_GIB    /* 64-bit window: above RAM, 1 GiB aligned */
+#define LAYOUT_PCI_MMIO64_LEN    (32 * LAYOUT_GIB)
 #define LAYOUT_KVM_IDENTITY_MAP  0xfeffc000ULL /* 1 page KVM needs on Intel */
 #define LAYOUT_KVM_TSS           0xfeffd000ULL /* 3 pages KVM needs on Intel */
 #define LAYOUT_KVM_RESERVED_LEN  0x4000ULL
@@ -75,6 +82,8 @@ typedef struct LayoutE820Entry {
 /* Bytes of RAM below the PCI hole, and above 4 GiB. */
 uint64_t layout_low_ram(uint64_t ram_size);
 uint64_t layout_high_ram(uint64_t ram_size);
+/* The 64-bit PCI window: above all RAM. */
+uint64_t layout_pci_mmio64_start(uint64_t ram_size);
 /* Fills @map (LAYOUT_E820_MAX entries); returns the count. */
 unsigned layout_e820(uint64_t ram_size, LayoutE820Entry *map);
 

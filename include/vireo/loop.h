@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/epoll.h>
 
+#include "vireo/event-loop.h"
 #include "vireo/timer.h"
 
 typedef struct Loop Loop;
@@ -40,10 +41,19 @@ void loop_source_remove(LoopSource *src);
  */
 void loop_call(Loop *loop, LoopCallFn fn, void *opaque);
 
+/*
+ * TRUE on the thread running loop_run(), and on any thread while the loop
+ * is not running (set-up and teardown own it then).
+ */
+gboolean loop_owns_thread(const Loop *loop);
+
 /* Runs until loop_quit(); returns the status given to it. */
 int loop_run(Loop *loop);
 void loop_quit(Loop *loop, int status);
 gboolean loop_quitting(const Loop *loop);
+
+/* The loop as devices see it (event-loop.h). */
+EventLoop *loop_event_loop(Loop *loop);
 
 /* Timers run on this loop (see timer.h); CLOCK_MONOTONIC nanoseconds. */
 TimerService *loop_timer_service(Loop *loop);

@@ -19,6 +19,16 @@
 
 typedef struct Machine Machine;
 
+/* A device from the command line (--device and the options built on it). */
+typedef struct MachineDeviceSpec {
+    char *type;                 /* a registered DeviceType name */
+    char *id;                   /* NULL: <type><index> */
+    char *options;              /* "key=value,..." for the device */
+    char *chardev;              /* chardev spec for its character backend, or NULL */
+} MachineDeviceSpec;
+
+void machine_device_spec_free(MachineDeviceSpec *spec);
+
 typedef struct MachineConfig {
     char *name;
     char *kernel;
@@ -30,9 +40,12 @@ typedef struct MachineConfig {
     gboolean debug_exit;
     gboolean no_reboot;
     gboolean start_paused;      /* -S: wait for "cont" */
+    GPtrArray *devices;         /* MachineDeviceSpec*, in slot order */
 } MachineConfig;
 
 MachineConfig *machine_config_new(void);
+MachineDeviceSpec *machine_config_add_device(MachineConfig *cfg, const char *type,
+                                             const char *id, const char *options);
 void machine_config_free(MachineConfig *cfg);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MachineConfig, machine_config_free)
 

@@ -11,6 +11,7 @@ typedef struct VmmOptions {
     MachineConfig *machine;
     char *qmp;                  /* "unix:PATH" or NULL */
     gboolean help;
+    gboolean list_devices;      /* --device help */
     gboolean version;
 } VmmOptions;
 

@@ -113,8 +113,10 @@ static void test_overlap_refused(void **unused)
     assert_false(bus_add(bus, UINT64_MAX - 1, 4, &a->dev, 0, &err));
     g_clear_error(&err);
     assert_true(bus_add(bus, 0x110, 1, &a->dev, 0, NULL));
-    assert_true(bus_remove(bus, 0x110));
-    assert_false(bus_remove(bus, 0x110));
+    /* Only the owner's region goes. */
+    assert_false(bus_remove(bus, 0x110, NULL));
+    assert_true(bus_remove(bus, 0x110, &a->dev));
+    assert_false(bus_remove(bus, 0x110, &a->dev));
     device_free(&a->dev);
 }
 
