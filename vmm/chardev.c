@@ -19,6 +19,7 @@
 #define CHARDEV_READ_CHUNK 256
 /* How soon output reaches someone who opens the pty (QEMU looks once a second). */
 #define CHARDEV_PTY_POLL_NS (200 * 1000 * 1000LL)
+#define CHARDEV_PTY_LINGER_US (100 * 1000)
 
 typedef enum {
     CHARDEV_NONE,
@@ -602,6 +603,13 @@ void chardev_free(Chardev *chr)
     loop_source_remove(chr->out_src);
     loop_source_remove(chr->listen_src);
     timer_free(chr->pty_timer);
+    /*
+     * Closing the master hangs up the other side, which throws away what
+     * its reader has not read yet: the guest's last words. Give a
+     * connected reader a moment to take them.
+     */
+    if (chr->kind == CHARDEV_PTY && chr->connected)
+        g_usleep(CHARDEV_PTY_LINGER_US);
     if (chr->termios_saved)
         tcsetattr(STDIN_FILENO, TCSANOW, &chr->saved_termios);
     if (chr->in_fd >= 0)

@@ -93,8 +93,9 @@ def finish(proc, what):
     except subprocess.TimeoutExpired:
         proc.kill()
         raise Failure("%s: vireo-vmm did not exit" % what)
+    err = proc.stderr.read() or b""     # None from a non-blocking pipe with nothing in it
     check(status == PASS_STATUS, "%s: exit status %d, expected %d (stderr: %s)" %
-          (what, status, PASS_STATUS, proc.stderr.read().decode(errors="replace")))
+          (what, status, PASS_STATUS, err.decode(errors="replace")))
 
 
 def test_file(vmm, hello, tmp):
