@@ -25,6 +25,7 @@ const char vmm_usage[] =
     "  --device TYPE[,id=ID][,key=value...]\n"
     "                     add a device (repeatable; PCI devices take slots 1, 2, ...\n"
     "                     in the order given); --device help lists the types\n"
+    "  --rng[=OPTS]       virtio entropy source, as --device virtio-rng[,OPTS]\n"
     "  --name NAME        name of the VM (query-name, thread names)\n"
     "  --debug-exit       isa-debug-exit device at port 0x501: a write of V ends\n"
     "                     vireo-vmm with status (V << 1) | 1\n"
@@ -50,6 +51,7 @@ enum {
     OPT_DEVICE,
     OPT_DEBUG_EXIT,
     OPT_NO_REBOOT,
+    OPT_RNG,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -66,6 +68,7 @@ static const struct option long_options[] = {
     { "device", required_argument, NULL, OPT_DEVICE },
     { "debug-exit", no_argument, NULL, OPT_DEBUG_EXIT },
     { "no-reboot", no_argument, NULL, OPT_NO_REBOOT },
+    { "rng", optional_argument, NULL, OPT_RNG },
     { "help", no_argument, NULL, OPT_HELP },
     { "version", no_argument, NULL, OPT_VERSION },
     { NULL, 0, NULL, 0 },
@@ -216,6 +219,9 @@ VmmOptions *vmm_options_parse(int argc, char **argv, GError **error)
             break;
         case OPT_NO_REBOOT:
             opts->machine->no_reboot = TRUE;
+            break;
+        case OPT_RNG:
+            machine_config_add_device(opts->machine, "virtio-rng", NULL, optarg);
             break;
         case 'S':
             opts->machine->start_paused = TRUE;

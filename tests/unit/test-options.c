@@ -44,6 +44,30 @@ static void test_full(void **unused)
     assert_string_equal(o->machine->name, "vm1");
 }
 
+static void test_devices(void **unused)
+{
+    g_autoptr(VmmOptions) o = parse(NULL, "--kernel", "k", "--device", "pci-testdev,id=t0",
+                                    "--rng", "--rng=max-bytes=1K,period=500",
+                                    "--device", "virtio-rng,max-bytes=64", NULL);
+    const MachineDeviceSpec *d;
+
+    assert_non_null(o);
+    assert_int_equal(o->machine->devices->len, 4);
+    /* In command-line order: that order is the PCI slot order. */
+    d = g_ptr_array_index(o->machine->devices, 0);
+    assert_string_equal(d->type, "pci-testdev");
+    assert_string_equal(d->id, "t0");
+    assert_null(d->options);
+    d = g_ptr_array_index(o->machine->devices, 1);
+    assert_string_equal(d->type, "virtio-rng");
+    assert_null(d->options);
+    d = g_ptr_array_index(o->machine->devices, 2);
+    assert_string_equal(d->options, "max-bytes=1K,period=500");
+    d = g_ptr_array_index(o->machine->devices, 3);
+    assert_null(d->id);
+    assert_string_equal(d->options, "max-bytes=64");
+}
+
 static void test_defaults(void **unused)
 {
     g_autoptr(VmmOptions) o = parse(NULL, "--kernel=k", NULL);
@@ -88,6 +112,8 @@ static void test_errors(void **unused)
     expect_error("needs a value", "--kernel", NULL);
     expect_error("expected unix:PATH", "--kernel", "k", "--qmp", "tcp:1:2", NULL);
     expect_error("unexpected argument 'extra'", "--kernel", "k", "extra", NULL);
+    expect_error("--device ',x=1'", "--kernel", "k", "--device", ",x=1", NULL);
+    expect_error("id must be", "--kernel", "k", "--device", "virtio-rng,id=a/b", NULL);
 }
 
 static void test_memory_units(void **unused)
@@ -109,6 +135,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_devices),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_memory_units),
     };
