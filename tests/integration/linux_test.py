@@ -83,6 +83,20 @@ class LinuxVm:
         self.seen.setdefault((text, count), self.elapsed())
         return self.seen[(text, count)]
 
+    def wait_line(self, prefix, timeout=None):
+        """Waits for a whole line starting with @prefix; returns it without the newline."""
+        deadline = time.monotonic() + (timeout or self.args.timeout)
+        pattern = re.compile(re.escape(prefix) + r"[^\r\n]*\r?\n")
+        while True:
+            m = pattern.search(self.text())
+            if m:
+                return m.group(0).rstrip("\r\n")
+            check(self.proc.poll() is None, "vireo-vmm exited (%s) waiting for %r" %
+                  (self.proc.returncode, prefix))
+            check(time.monotonic() < deadline, "no %r line after %.0f s" %
+                  (prefix, self.elapsed()))
+            time.sleep(0.02)
+
     def send(self, data):
         self.proc.stdin.write(data.encode())
         self.proc.stdin.flush()
@@ -160,8 +174,7 @@ def mode_reboot(vm):
 
 def mode_smp(vm):
     report_boot(vm, "smp")
-    vm.wait_text("VIREO-INIT: cpus=")
-    m = re.search(r"VIREO-INIT: cpus=(\d+) online=(\S+)", vm.text())
+    m = re.search(r"VIREO-INIT: cpus=(\d+) online=(\S+)", vm.wait_line("VIREO-INIT: cpus="))
     check(m and m.group(1) == "2" and m.group(2) == "0-1",
           "guest reports %r, expected cpus=2 online=0-1" % (m.group(0) if m else None))
     check(vm.wait_exit() == 0, "exit status %s" % vm.proc.returncode)
@@ -170,9 +183,9 @@ def mode_smp(vm):
 
 def mode_rtc(vm):
     report_boot(vm, "rtc")
-    vm.wait_text("VIREO-INIT: rtc=")
+    line = vm.wait_line("VIREO-INIT: rtc=")
     host = time.time()
-    m = re.search(r"VIREO-INIT: rtc=(\d+)", vm.text())
+    m = re.search(r"VIREO-INIT: rtc=(\d+)", line)
     check(m, "no rtc= line")
     guest = int(m.group(1))
     # The guest set its clock from the RTC while booting and read it a
