@@ -223,6 +223,18 @@ def mode_shell(vm):
     log("shell: command ran on the serial console, poweroff ended vireo-vmm with 0")
 
 
+def mode_rng(vm):
+    report_boot(vm, "rng")
+    m = re.search(r"VIREO-INIT: rng=(\S+) bytes=(\d+) hex=([0-9a-f]*)",
+                  vm.wait_line("VIREO-INIT: rng="))
+    check(vm.wait_exit() == 0, "exit status %s" % vm.proc.returncode)
+    check(m and m.group(1).startswith("virtio_rng") and m.group(2) == "64" and
+          len(m.group(3)) == 128 and m.group(3) != "0" * 128,
+          "guest reports %r, expected 64 random bytes from virtio_rng" %
+          (m.group(0) if m else None))
+    log("rng: Linux's virtio_rng read 64 bytes through /dev/hwrng")
+
+
 MODES = {
     "poweroff": ("poweroff", mode_poweroff, "vmlinux", []),
     "bzimage": ("poweroff", mode_poweroff, "bzImage", []),
@@ -231,6 +243,7 @@ MODES = {
     "rtc": ("rtc", mode_rtc, "vmlinux", []),
     "powerdown": ("powerdown", mode_powerdown, "vmlinux", []),
     "shell": ("shell", mode_shell, "vmlinux", []),
+    "rng": ("rng", mode_rng, "vmlinux", ["--device", "virtio-rng"]),
 }
 
 
