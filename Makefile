@@ -15,11 +15,11 @@ SHELL      := /bin/bash
 # Debian packages: build tools and libraries, the reference tools the tests
 # compare against (QEMU, qemu-img, python3), and what the test kernel build needs.
 DEB_PACKAGES = build-essential meson ninja-build pkg-config \
-	libglib2.0-dev libseccomp-dev libcmocka-dev libxml2-dev clang libclang-rt-14-dev \
-	libreadline-dev liburing-dev libzstd-dev zlib1g-dev \
+	libglib2.0-dev libseccomp-dev libcmocka-dev libxml2-dev libreadline-dev clang libclang-rt-14-dev \
+	liburing-dev libzstd-dev zlib1g-dev \
 	qemu-system-x86 qemu-utils python3 libvirt-clients python3-libvirt \
 	linux-source-6.1 busybox-static cpio flex bison bc libelf-dev xz-utils \
-	hyperfine iproute2 util-linux acpica-tools
+	hyperfine iproute2 util-linux acpica-tools systemd
 
 LINUX_DIR   = tests/guest/linux
 INITRAMFS   = $(BUILD)/tests/guest/linux/initramfs.cpio
@@ -49,12 +49,13 @@ build: deps $(BUILD)/build.ninja
 kernel: deps
 	$(LINUX_DIR)/build-kernel.sh >/dev/null
 
+# The guest runs under vireod (a private one, --root in /tmp), started and
+# attached to with vireo (daemon/demo.sh).
 demo: build kernel
 	@kdir=$$($(LINUX_DIR)/build-kernel.sh) && \
-	echo "Booting the test kernel; type 'poweroff' in the guest shell to end." && \
-	$(BUILD)/vmm/vireo-vmm --name demo --memory 256 --cpus 1 \
-		--kernel $$kdir/vmlinux --initrd $(INITRAMFS) \
-		--cmdline "$$($(LINUX_DIR)/cmdline.sh vireo.test=shell)"
+	echo "Booting the test kernel through vireod; type 'poweroff' in the guest shell to end." && \
+	daemon/demo.sh $(BUILD) $$kdir/vmlinux $(INITRAMFS) \
+		"$$($(LINUX_DIR)/cmdline.sh vireo.test=shell)"
 
 check: build kernel
 	$(MESON) test -C $(BUILD) --print-errorlogs

@@ -3167,6 +3167,269 @@ void remote_domain_event_callback_lifecycle_msg_clear(RemoteDomainEventCallbackL
     memset(v, 0, sizeof(*v));
 }
 
+gboolean remote_nonnull_storage_pool_encode(XdrWriter *w, const RemoteNonnullStoragePool *v, GError **error)
+{
+    if (!xdr_write_string(w, v->name, REMOTE_STRING_MAX, error))
+        return FALSE;
+    if (!xdr_write_opaque_fixed(w, v->uuid, VIR_UUID_BUFLEN, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_nonnull_storage_pool_decode(XdrReader *r, RemoteNonnullStoragePool *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!xdr_read_string(r, &v->name, REMOTE_STRING_MAX, error))
+        goto fail;
+    if (!xdr_read_opaque_fixed(r, v->uuid, VIR_UUID_BUFLEN, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_nonnull_storage_pool_clear(v);
+    return FALSE;
+}
+
+void remote_nonnull_storage_pool_clear(RemoteNonnullStoragePool *v)
+{
+    g_free(v->name);
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_connect_list_all_networks_args_encode(XdrWriter *w, const RemoteConnectListAllNetworksArgs *v, GError **error)
+{
+    if (!xdr_write_int(w, v->need_results, error))
+        return FALSE;
+    if (!xdr_write_uint(w, v->flags, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_connect_list_all_networks_args_decode(XdrReader *r, RemoteConnectListAllNetworksArgs *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!xdr_read_int(r, &v->need_results, error))
+        goto fail;
+    if (!xdr_read_uint(r, &v->flags, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_connect_list_all_networks_args_clear(v);
+    return FALSE;
+}
+
+void remote_connect_list_all_networks_args_clear(RemoteConnectListAllNetworksArgs *v)
+{
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_connect_list_all_networks_ret_encode(XdrWriter *w, const RemoteConnectListAllNetworksRet *v, GError **error)
+{
+    if (!xdr_write_array_count(w, v->n_nets, REMOTE_NETWORK_LIST_MAX, error))
+        return FALSE;
+    for (guint i = 0; i < v->n_nets; i++) {
+        if (!remote_nonnull_network_encode(w, &v->nets[i], error))
+            return FALSE;
+    }
+    if (!xdr_write_uint(w, v->ret, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_connect_list_all_networks_ret_decode(XdrReader *r, RemoteConnectListAllNetworksRet *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!xdr_read_array_count(r, &v->n_nets, REMOTE_NETWORK_LIST_MAX, 20, error))
+        goto fail;
+    v->nets = v->n_nets ? g_new0(RemoteNonnullNetwork, v->n_nets) : NULL;
+    for (guint i = 0; i < v->n_nets; i++) {
+        if (!remote_nonnull_network_decode(r, &v->nets[i], error))
+            goto fail;
+    }
+    if (!xdr_read_uint(r, &v->ret, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_connect_list_all_networks_ret_clear(v);
+    return FALSE;
+}
+
+void remote_connect_list_all_networks_ret_clear(RemoteConnectListAllNetworksRet *v)
+{
+    for (guint i = 0; v->nets && i < v->n_nets; i++) {
+        remote_nonnull_network_clear(&v->nets[i]);
+    }
+    g_free(v->nets);
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_connect_num_of_networks_ret_encode(XdrWriter *w, const RemoteConnectNumOfNetworksRet *v, GError **error)
+{
+    if (!xdr_write_int(w, v->num, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_connect_num_of_networks_ret_decode(XdrReader *r, RemoteConnectNumOfNetworksRet *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!xdr_read_int(r, &v->num, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_connect_num_of_networks_ret_clear(v);
+    return FALSE;
+}
+
+void remote_connect_num_of_networks_ret_clear(RemoteConnectNumOfNetworksRet *v)
+{
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_connect_num_of_defined_networks_ret_encode(XdrWriter *w, const RemoteConnectNumOfDefinedNetworksRet *v, GError **error)
+{
+    if (!xdr_write_int(w, v->num, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_connect_num_of_defined_networks_ret_decode(XdrReader *r, RemoteConnectNumOfDefinedNetworksRet *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!xdr_read_int(r, &v->num, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_connect_num_of_defined_networks_ret_clear(v);
+    return FALSE;
+}
+
+void remote_connect_num_of_defined_networks_ret_clear(RemoteConnectNumOfDefinedNetworksRet *v)
+{
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_connect_list_all_storage_pools_args_encode(XdrWriter *w, const RemoteConnectListAllStoragePoolsArgs *v, GError **error)
+{
+    if (!xdr_write_int(w, v->need_results, error))
+        return FALSE;
+    if (!xdr_write_uint(w, v->flags, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_connect_list_all_storage_pools_args_decode(XdrReader *r, RemoteConnectListAllStoragePoolsArgs *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!xdr_read_int(r, &v->need_results, error))
+        goto fail;
+    if (!xdr_read_uint(r, &v->flags, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_connect_list_all_storage_pools_args_clear(v);
+    return FALSE;
+}
+
+void remote_connect_list_all_storage_pools_args_clear(RemoteConnectListAllStoragePoolsArgs *v)
+{
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_connect_list_all_storage_pools_ret_encode(XdrWriter *w, const RemoteConnectListAllStoragePoolsRet *v, GError **error)
+{
+    if (!xdr_write_array_count(w, v->n_pools, REMOTE_STORAGE_POOL_LIST_MAX, error))
+        return FALSE;
+    for (guint i = 0; i < v->n_pools; i++) {
+        if (!remote_nonnull_storage_pool_encode(w, &v->pools[i], error))
+            return FALSE;
+    }
+    if (!xdr_write_uint(w, v->ret, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_connect_list_all_storage_pools_ret_decode(XdrReader *r, RemoteConnectListAllStoragePoolsRet *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!xdr_read_array_count(r, &v->n_pools, REMOTE_STORAGE_POOL_LIST_MAX, 20, error))
+        goto fail;
+    v->pools = v->n_pools ? g_new0(RemoteNonnullStoragePool, v->n_pools) : NULL;
+    for (guint i = 0; i < v->n_pools; i++) {
+        if (!remote_nonnull_storage_pool_decode(r, &v->pools[i], error))
+            goto fail;
+    }
+    if (!xdr_read_uint(r, &v->ret, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_connect_list_all_storage_pools_ret_clear(v);
+    return FALSE;
+}
+
+void remote_connect_list_all_storage_pools_ret_clear(RemoteConnectListAllStoragePoolsRet *v)
+{
+    for (guint i = 0; v->pools && i < v->n_pools; i++) {
+        remote_nonnull_storage_pool_clear(&v->pools[i]);
+    }
+    g_free(v->pools);
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_connect_num_of_storage_pools_ret_encode(XdrWriter *w, const RemoteConnectNumOfStoragePoolsRet *v, GError **error)
+{
+    if (!xdr_write_int(w, v->num, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_connect_num_of_storage_pools_ret_decode(XdrReader *r, RemoteConnectNumOfStoragePoolsRet *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!xdr_read_int(r, &v->num, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_connect_num_of_storage_pools_ret_clear(v);
+    return FALSE;
+}
+
+void remote_connect_num_of_storage_pools_ret_clear(RemoteConnectNumOfStoragePoolsRet *v)
+{
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_connect_num_of_defined_storage_pools_ret_encode(XdrWriter *w, const RemoteConnectNumOfDefinedStoragePoolsRet *v, GError **error)
+{
+    if (!xdr_write_int(w, v->num, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_connect_num_of_defined_storage_pools_ret_decode(XdrReader *r, RemoteConnectNumOfDefinedStoragePoolsRet *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!xdr_read_int(r, &v->num, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_connect_num_of_defined_storage_pools_ret_clear(v);
+    return FALSE;
+}
+
+void remote_connect_num_of_defined_storage_pools_ret_clear(RemoteConnectNumOfDefinedStoragePoolsRet *v)
+{
+    memset(v, 0, sizeof(*v));
+}
+
 gboolean admin_connect_open_args_encode(XdrWriter *w, const AdminConnectOpenArgs *v, GError **error)
 {
     if (!xdr_write_uint(w, v->flags, error))
@@ -4700,6 +4963,126 @@ static void remote_domain_event_callback_lifecycle_msg_clear_any(void *v)
     remote_domain_event_callback_lifecycle_msg_clear(v);
 }
 
+static gboolean remote_connect_list_all_networks_args_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_connect_list_all_networks_args_encode(w, v, error);
+}
+
+static gboolean remote_connect_list_all_networks_args_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_connect_list_all_networks_args_decode(r, v, error);
+}
+
+static void remote_connect_list_all_networks_args_clear_any(void *v)
+{
+    remote_connect_list_all_networks_args_clear(v);
+}
+
+static gboolean remote_connect_list_all_networks_ret_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_connect_list_all_networks_ret_encode(w, v, error);
+}
+
+static gboolean remote_connect_list_all_networks_ret_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_connect_list_all_networks_ret_decode(r, v, error);
+}
+
+static void remote_connect_list_all_networks_ret_clear_any(void *v)
+{
+    remote_connect_list_all_networks_ret_clear(v);
+}
+
+static gboolean remote_connect_num_of_networks_ret_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_connect_num_of_networks_ret_encode(w, v, error);
+}
+
+static gboolean remote_connect_num_of_networks_ret_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_connect_num_of_networks_ret_decode(r, v, error);
+}
+
+static void remote_connect_num_of_networks_ret_clear_any(void *v)
+{
+    remote_connect_num_of_networks_ret_clear(v);
+}
+
+static gboolean remote_connect_num_of_defined_networks_ret_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_connect_num_of_defined_networks_ret_encode(w, v, error);
+}
+
+static gboolean remote_connect_num_of_defined_networks_ret_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_connect_num_of_defined_networks_ret_decode(r, v, error);
+}
+
+static void remote_connect_num_of_defined_networks_ret_clear_any(void *v)
+{
+    remote_connect_num_of_defined_networks_ret_clear(v);
+}
+
+static gboolean remote_connect_list_all_storage_pools_args_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_connect_list_all_storage_pools_args_encode(w, v, error);
+}
+
+static gboolean remote_connect_list_all_storage_pools_args_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_connect_list_all_storage_pools_args_decode(r, v, error);
+}
+
+static void remote_connect_list_all_storage_pools_args_clear_any(void *v)
+{
+    remote_connect_list_all_storage_pools_args_clear(v);
+}
+
+static gboolean remote_connect_list_all_storage_pools_ret_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_connect_list_all_storage_pools_ret_encode(w, v, error);
+}
+
+static gboolean remote_connect_list_all_storage_pools_ret_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_connect_list_all_storage_pools_ret_decode(r, v, error);
+}
+
+static void remote_connect_list_all_storage_pools_ret_clear_any(void *v)
+{
+    remote_connect_list_all_storage_pools_ret_clear(v);
+}
+
+static gboolean remote_connect_num_of_storage_pools_ret_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_connect_num_of_storage_pools_ret_encode(w, v, error);
+}
+
+static gboolean remote_connect_num_of_storage_pools_ret_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_connect_num_of_storage_pools_ret_decode(r, v, error);
+}
+
+static void remote_connect_num_of_storage_pools_ret_clear_any(void *v)
+{
+    remote_connect_num_of_storage_pools_ret_clear(v);
+}
+
+static gboolean remote_connect_num_of_defined_storage_pools_ret_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_connect_num_of_defined_storage_pools_ret_encode(w, v, error);
+}
+
+static gboolean remote_connect_num_of_defined_storage_pools_ret_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_connect_num_of_defined_storage_pools_ret_decode(r, v, error);
+}
+
+static void remote_connect_num_of_defined_storage_pools_ret_clear_any(void *v)
+{
+    remote_connect_num_of_defined_storage_pools_ret_clear(v);
+}
+
 static gboolean admin_connect_open_args_encode_any(XdrWriter *w, const void *v, GError **error)
 {
     return admin_connect_open_args_encode(w, v, error);
@@ -4840,9 +5223,15 @@ const RpcProcedure rpc_protocol_procedures[] = {
     { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 37, "CONNECT_LIST_DOMAINS", "virConnectListDomains", RPC_PROC_RO,
       { sizeof(RemoteConnectListDomainsArgs), "remote_connect_list_domains_args", remote_connect_list_domains_args_encode_any, remote_connect_list_domains_args_decode_any, remote_connect_list_domains_args_clear_any },
       { sizeof(RemoteConnectListDomainsRet), "remote_connect_list_domains_ret", remote_connect_list_domains_ret_encode_any, remote_connect_list_domains_ret_decode_any, remote_connect_list_domains_ret_clear_any } },
+    { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 50, "CONNECT_NUM_OF_DEFINED_NETWORKS", "virConnectNumOfDefinedNetworks", RPC_PROC_RO,
+      { 0, NULL, NULL, NULL, NULL },
+      { sizeof(RemoteConnectNumOfDefinedNetworksRet), "remote_connect_num_of_defined_networks_ret", remote_connect_num_of_defined_networks_ret_encode_any, remote_connect_num_of_defined_networks_ret_decode_any, remote_connect_num_of_defined_networks_ret_clear_any } },
     { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 51, "CONNECT_NUM_OF_DOMAINS", "virConnectNumOfDomains", RPC_PROC_RO,
       { 0, NULL, NULL, NULL, NULL },
       { sizeof(RemoteConnectNumOfDomainsRet), "remote_connect_num_of_domains_ret", remote_connect_num_of_domains_ret_encode_any, remote_connect_num_of_domains_ret_decode_any, remote_connect_num_of_domains_ret_clear_any } },
+    { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 52, "CONNECT_NUM_OF_NETWORKS", "virConnectNumOfNetworks", RPC_PROC_RO,
+      { 0, NULL, NULL, NULL, NULL },
+      { sizeof(RemoteConnectNumOfNetworksRet), "remote_connect_num_of_networks_ret", remote_connect_num_of_networks_ret_encode_any, remote_connect_num_of_networks_ret_decode_any, remote_connect_num_of_networks_ret_clear_any } },
     { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 59, "CONNECT_GET_HOSTNAME", "virConnectGetHostname", RPC_PROC_RO,
       { 0, NULL, NULL, NULL, NULL },
       { sizeof(RemoteConnectGetHostnameRet), "remote_connect_get_hostname_ret", remote_connect_get_hostname_ret_encode_any, remote_connect_get_hostname_ret_decode_any, remote_connect_get_hostname_ret_clear_any } },
@@ -4855,6 +5244,12 @@ const RpcProcedure rpc_protocol_procedures[] = {
     { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 70, "AUTH_POLKIT", "virConnectOpenAuth", RPC_PROC_RO | RPC_PROC_NOAUTH | RPC_PROC_NOOPEN,
       { 0, NULL, NULL, NULL, NULL },
       { sizeof(RemoteAuthPolkitRet), "remote_auth_polkit_ret", remote_auth_polkit_ret_encode_any, remote_auth_polkit_ret_decode_any, remote_auth_polkit_ret_clear_any } },
+    { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 71, "CONNECT_NUM_OF_STORAGE_POOLS", "virConnectNumOfStoragePools", RPC_PROC_RO,
+      { 0, NULL, NULL, NULL, NULL },
+      { sizeof(RemoteConnectNumOfStoragePoolsRet), "remote_connect_num_of_storage_pools_ret", remote_connect_num_of_storage_pools_ret_encode_any, remote_connect_num_of_storage_pools_ret_decode_any, remote_connect_num_of_storage_pools_ret_clear_any } },
+    { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 73, "CONNECT_NUM_OF_DEFINED_STORAGE_POOLS", "virConnectNumOfDefinedStoragePools", RPC_PROC_RO,
+      { 0, NULL, NULL, NULL, NULL },
+      { sizeof(RemoteConnectNumOfDefinedStoragePoolsRet), "remote_connect_num_of_defined_storage_pools_ret", remote_connect_num_of_defined_storage_pools_ret_encode_any, remote_connect_num_of_defined_storage_pools_ret_decode_any, remote_connect_num_of_defined_storage_pools_ret_clear_any } },
     { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 105, "CONNECT_DOMAIN_EVENT_REGISTER", "virConnectDomainEventRegister", RPC_PROC_RO,
       { 0, NULL, NULL, NULL, NULL },
       { sizeof(RemoteConnectDomainEventRegisterRet), "remote_connect_domain_event_register_ret", remote_connect_domain_event_register_ret_encode_any, remote_connect_domain_event_register_ret_decode_any, remote_connect_domain_event_register_ret_clear_any } },
@@ -4930,6 +5325,12 @@ const RpcProcedure rpc_protocol_procedures[] = {
     { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 273, "CONNECT_LIST_ALL_DOMAINS", "virConnectListAllDomains", RPC_PROC_RO,
       { sizeof(RemoteConnectListAllDomainsArgs), "remote_connect_list_all_domains_args", remote_connect_list_all_domains_args_encode_any, remote_connect_list_all_domains_args_decode_any, remote_connect_list_all_domains_args_clear_any },
       { sizeof(RemoteConnectListAllDomainsRet), "remote_connect_list_all_domains_ret", remote_connect_list_all_domains_ret_encode_any, remote_connect_list_all_domains_ret_decode_any, remote_connect_list_all_domains_ret_clear_any } },
+    { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 281, "CONNECT_LIST_ALL_STORAGE_POOLS", "virConnectListAllStoragePools", RPC_PROC_RO,
+      { sizeof(RemoteConnectListAllStoragePoolsArgs), "remote_connect_list_all_storage_pools_args", remote_connect_list_all_storage_pools_args_encode_any, remote_connect_list_all_storage_pools_args_decode_any, remote_connect_list_all_storage_pools_args_clear_any },
+      { sizeof(RemoteConnectListAllStoragePoolsRet), "remote_connect_list_all_storage_pools_ret", remote_connect_list_all_storage_pools_ret_encode_any, remote_connect_list_all_storage_pools_ret_decode_any, remote_connect_list_all_storage_pools_ret_clear_any } },
+    { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 283, "CONNECT_LIST_ALL_NETWORKS", "virConnectListAllNetworks", RPC_PROC_RO,
+      { sizeof(RemoteConnectListAllNetworksArgs), "remote_connect_list_all_networks_args", remote_connect_list_all_networks_args_encode_any, remote_connect_list_all_networks_args_decode_any, remote_connect_list_all_networks_args_clear_any },
+      { sizeof(RemoteConnectListAllNetworksRet), "remote_connect_list_all_networks_ret", remote_connect_list_all_networks_ret_encode_any, remote_connect_list_all_networks_ret_decode_any, remote_connect_list_all_networks_ret_clear_any } },
     { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 316, "CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY", "virConnectDomainEventRegisterAny", RPC_PROC_RO,
       { sizeof(RemoteConnectDomainEventCallbackRegisterAnyArgs), "remote_connect_domain_event_callback_register_any_args", remote_connect_domain_event_callback_register_any_args_encode_any, remote_connect_domain_event_callback_register_any_args_decode_any, remote_connect_domain_event_callback_register_any_args_clear_any },
       { sizeof(RemoteConnectDomainEventCallbackRegisterAnyRet), "remote_connect_domain_event_callback_register_any_ret", remote_connect_domain_event_callback_register_any_ret_encode_any, remote_connect_domain_event_callback_register_any_ret_decode_any, remote_connect_domain_event_callback_register_any_ret_clear_any } },

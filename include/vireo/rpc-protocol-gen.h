@@ -27,6 +27,8 @@
 #define REMOTE_SECURITY_DOI_MAX 257
 #define REMOTE_DOMAIN_MESSAGES_MAX 2048
 #define REMOTE_NODE_MODEL_LEN 32
+#define REMOTE_NETWORK_LIST_MAX 16384
+#define REMOTE_STORAGE_POOL_LIST_MAX 16384
 
 #define REMOTE_PROGRAM 0x20008086u
 #define REMOTE_PROTOCOL_VERSION 1
@@ -1432,6 +1434,85 @@ gboolean remote_domain_event_callback_lifecycle_msg_encode(XdrWriter *w, const R
 gboolean remote_domain_event_callback_lifecycle_msg_decode(XdrReader *r, RemoteDomainEventCallbackLifecycleMsg *v, GError **error);
 void remote_domain_event_callback_lifecycle_msg_clear(RemoteDomainEventCallbackLifecycleMsg *v);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainEventCallbackLifecycleMsg, remote_domain_event_callback_lifecycle_msg_clear)
+
+typedef struct RemoteNonnullStoragePool {
+    char *name;
+    guint8 uuid[VIR_UUID_BUFLEN];
+} RemoteNonnullStoragePool;
+gboolean remote_nonnull_storage_pool_encode(XdrWriter *w, const RemoteNonnullStoragePool *v, GError **error);
+gboolean remote_nonnull_storage_pool_decode(XdrReader *r, RemoteNonnullStoragePool *v, GError **error);
+void remote_nonnull_storage_pool_clear(RemoteNonnullStoragePool *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteNonnullStoragePool, remote_nonnull_storage_pool_clear)
+
+typedef struct RemoteConnectListAllNetworksArgs {
+    gint32 need_results;
+    guint32 flags;
+} RemoteConnectListAllNetworksArgs;
+gboolean remote_connect_list_all_networks_args_encode(XdrWriter *w, const RemoteConnectListAllNetworksArgs *v, GError **error);
+gboolean remote_connect_list_all_networks_args_decode(XdrReader *r, RemoteConnectListAllNetworksArgs *v, GError **error);
+void remote_connect_list_all_networks_args_clear(RemoteConnectListAllNetworksArgs *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteConnectListAllNetworksArgs, remote_connect_list_all_networks_args_clear)
+
+typedef struct RemoteConnectListAllNetworksRet {
+    guint n_nets;
+    RemoteNonnullNetwork *nets;
+    guint32 ret;
+} RemoteConnectListAllNetworksRet;
+gboolean remote_connect_list_all_networks_ret_encode(XdrWriter *w, const RemoteConnectListAllNetworksRet *v, GError **error);
+gboolean remote_connect_list_all_networks_ret_decode(XdrReader *r, RemoteConnectListAllNetworksRet *v, GError **error);
+void remote_connect_list_all_networks_ret_clear(RemoteConnectListAllNetworksRet *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteConnectListAllNetworksRet, remote_connect_list_all_networks_ret_clear)
+
+typedef struct RemoteConnectNumOfNetworksRet {
+    gint32 num;
+} RemoteConnectNumOfNetworksRet;
+gboolean remote_connect_num_of_networks_ret_encode(XdrWriter *w, const RemoteConnectNumOfNetworksRet *v, GError **error);
+gboolean remote_connect_num_of_networks_ret_decode(XdrReader *r, RemoteConnectNumOfNetworksRet *v, GError **error);
+void remote_connect_num_of_networks_ret_clear(RemoteConnectNumOfNetworksRet *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteConnectNumOfNetworksRet, remote_connect_num_of_networks_ret_clear)
+
+typedef struct RemoteConnectNumOfDefinedNetworksRet {
+    gint32 num;
+} RemoteConnectNumOfDefinedNetworksRet;
+gboolean remote_connect_num_of_defined_networks_ret_encode(XdrWriter *w, const RemoteConnectNumOfDefinedNetworksRet *v, GError **error);
+gboolean remote_connect_num_of_defined_networks_ret_decode(XdrReader *r, RemoteConnectNumOfDefinedNetworksRet *v, GError **error);
+void remote_connect_num_of_defined_networks_ret_clear(RemoteConnectNumOfDefinedNetworksRet *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteConnectNumOfDefinedNetworksRet, remote_connect_num_of_defined_networks_ret_clear)
+
+typedef struct RemoteConnectListAllStoragePoolsArgs {
+    gint32 need_results;
+    guint32 flags;
+} RemoteConnectListAllStoragePoolsArgs;
+gboolean remote_connect_list_all_storage_pools_args_encode(XdrWriter *w, const RemoteConnectListAllStoragePoolsArgs *v, GError **error);
+gboolean remote_connect_list_all_storage_pools_args_decode(XdrReader *r, RemoteConnectListAllStoragePoolsArgs *v, GError **error);
+void remote_connect_list_all_storage_pools_args_clear(RemoteConnectListAllStoragePoolsArgs *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteConnectListAllStoragePoolsArgs, remote_connect_list_all_storage_pools_args_clear)
+
+typedef struct RemoteConnectListAllStoragePoolsRet {
+    guint n_pools;
+    RemoteNonnullStoragePool *pools;
+    guint32 ret;
+} RemoteConnectListAllStoragePoolsRet;
+gboolean remote_connect_list_all_storage_pools_ret_encode(XdrWriter *w, const RemoteConnectListAllStoragePoolsRet *v, GError **error);
+gboolean remote_connect_list_all_storage_pools_ret_decode(XdrReader *r, RemoteConnectListAllStoragePoolsRet *v, GError **error);
+void remote_connect_list_all_storage_pools_ret_clear(RemoteConnectListAllStoragePoolsRet *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteConnectListAllStoragePoolsRet, remote_connect_list_all_storage_pools_ret_clear)
+
+typedef struct RemoteConnectNumOfStoragePoolsRet {
+    gint32 num;
+} RemoteConnectNumOfStoragePoolsRet;
+gboolean remote_connect_num_of_storage_pools_ret_encode(XdrWriter *w, const RemoteConnectNumOfStoragePoolsRet *v, GError **error);
+gboolean remote_connect_num_of_storage_pools_ret_decode(XdrReader *r, RemoteConnectNumOfStoragePoolsRet *v, GError **error);
+void remote_connect_num_of_storage_pools_ret_clear(RemoteConnectNumOfStoragePoolsRet *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteConnectNumOfStoragePoolsRet, remote_connect_num_of_storage_pools_ret_clear)
+
+typedef struct RemoteConnectNumOfDefinedStoragePoolsRet {
+    gint32 num;
+} RemoteConnectNumOfDefinedStoragePoolsRet;
+gboolean remote_connect_num_of_defined_storage_pools_ret_encode(XdrWriter *w, const RemoteConnectNumOfDefinedStoragePoolsRet *v, GError **error);
+gboolean remote_connect_num_of_defined_storage_pools_ret_decode(XdrReader *r, RemoteConnectNumOfDefinedStoragePoolsRet *v, GError **error);
+void remote_connect_num_of_defined_storage_pools_ret_clear(RemoteConnectNumOfDefinedStoragePoolsRet *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteConnectNumOfDefinedStoragePoolsRet, remote_connect_num_of_defined_storage_pools_ret_clear)
 
 typedef struct AdminConnectOpenArgs {
     guint32 flags;

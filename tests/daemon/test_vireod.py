@@ -1,0 +1,851 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""vireod end to end, with clients that are not ours.
+
+Debian's virsh and python3-libvirt drive vireod (running under --root in a
+temporary directory) whose domains boot the freestanding guest programs of
+tests/guest (fast: they reach their first instruction in milliseconds):
+
+  powerbutton.elf  idles until the ACPI power button, then powers off
+  hello.elf        prints a line and powers off
+  triple-fault.elf crashes
+  reset.elf        resets the machine three ways
+
+  test_vireod.py --vireod PATH --vmm PATH --guests DIR [--only NAME,...]
+
+Prints one line per check group and "N passed, N failed"; exit 0 when all
+passed, 1 otherwise, 77 when virsh, python3-libvirt or /dev/kvm is missing.
+"""
+import argparse
+import os
+import pty
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+SKIP = 77
+VIRSH = '/usr/bin/virsh'
+
+try:
+    import libvirt
+except ImportError:
+    libvirt = None
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failure(msg)
+
+
+def log(msg):
+    print('test_vireod: ' + msg, flush=True)
+
+
+def wait_for(pred, timeout=10.0, what='condition'):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.02)
+    raise Failure('timed out waiting for ' + what)
+
+
+def domain_xml(name, kernel, extra='', memory=32, vcpus=1, uuid=None, serial="pty",
+               on_poweroff='destroy', on_reboot='restart', on_crash='destroy'):
+    return f'''<domain type='kvm'>
+  <name>{name}</name>{f"<uuid>{uuid}</uuid>" if uuid else ""}
+  <memory unit='MiB'>{memory}</memory>
+  <vcpu>{vcpus}</vcpu>
+  <os>
+    <type arch='x86_64'>hvm</type>
+    <kernel>{kernel}</kernel>
+  </os>
+  <on_poweroff>{on_poweroff}</on_poweroff>
+  <on_reboot>{on_reboot}</on_reboot>
+  <on_crash>{on_crash}</on_crash>
+  <devices>
+    {serial if serial != "pty" else "<serial type='pty'/><console type='pty'/>"}
+    {extra}
+  </devices>
+</domain>
+'''
+
+
+class Daemon:
+    """vireod --root DIR; sockets under DIR/run/vireo."""
+
+    def __init__(self, args, root, role=None, extra=(), env=None):
+        self.args = args
+        self.root = root
+        self.role = role
+        base = 'vireo' if role in (None, 'vireod') else role
+        self.sock = os.path.join(root, 'run/vireo', base + '-sock')
+        self.sock_ro = self.sock + '-ro'
+        self.sock_admin = os.path.join(root, 'run/vireo', base + '-admin-sock')
+        self.uri = 'qemu+unix:///system?socket=' + self.sock
+        self.uri_ro = 'qemu+unix:///system?socket=' + self.sock_ro
+        self.log = open(os.path.join(root, 'vireod-%s.log' % (role or 'vireod')), 'ab')
+        cmd = [args.vireod, '--root', root, '--vmm', args.vmm, '-v'] + list(extra)
+        if role:
+            cmd += ['--role', role]
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log, env=env)
+        wait_for(lambda: self._connectable(), 10, 'vireod socket')
+
+    def _connectable(self):
+        check(self.proc.poll() is None, 'vireod exited with %s' % self.proc.returncode)
+        s = socket.socket(socket.AF_UNIX)
+        try:
+            s.connect(self.sock)
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(10)
+        self.log.close()
+        return self.proc.returncode
+
+
+def virsh(uri, *argv, ok=True, timeout=60):
+    r = subprocess.run([VIRSH, '-q', '-c', uri] + list(argv), capture_output=True, text=True,
+                       timeout=timeout, env=dict(os.environ, LC_ALL='C'))
+    if ok:
+        check(r.returncode == 0, 'virsh %s failed (%d): %s%s' % (' '.join(argv), r.returncode,
+                                                             r.stdout, r.stderr))
+    return r
+
+
+def virsh_err(uri, expect, *argv):
+    r = virsh(uri, *argv, ok=False)
+    check(r.returncode != 0, 'virsh %s should have failed: %s' % (' '.join(argv), r.stdout))
+    check(expect in r.stderr, 'virsh %s: expected %r in %r' % (' '.join(argv), expect, r.stderr))
+    return r
+
+
+def domstate(d, name):
+    return virsh(d.uri, 'domstate', '--reason', name).stdout.strip()
+
+
+def vmm_pids(root):
+    """vireo-vmm processes whose QMP socket is under @root."""
+    pids = []
+    for p in os.listdir('/proc'):
+        if not p.isdigit():
+            continue
+        try:
+            with open('/proc/%s/cmdline' % p, 'rb') as f:
+                args = f.read().split(b'\0')
+        except OSError:
+            continue
+        if any(a.startswith(b'unix:' + root.encode()) and a.endswith(b'qmp.sock') for a in args):
+            pids.append(int(p))
+    return pids
+
+
+def read_log(root, name):
+    try:
+        with open(os.path.join(root, 'var/log/vireo', name + '.log')) as f:
+            return f.read()
+    except OSError:
+        return ''
+
+
+class EventWatcher:
+    """virsh event --all --loop, in the background."""
+
+    def __init__(self, uri):
+        self.proc = subprocess.Popen([VIRSH, '-c', uri, 'event', '--all', '--loop'],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+        time.sleep(0.5)         # its 27 registrations
+
+    def _read(self):
+        for line in self.proc.stdout:
+            if line.startswith('event'):
+                self.lines.append(line.strip())
+
+    def wait(self, n, timeout=10):
+        wait_for(lambda: len(self.lines) >= n, timeout, '%d events (have %r)' % (n, self.lines))
+        return self.lines
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(5)
+
+
+def console_virsh(uri, name, expect, send=None, expect_after=None, action=None):
+    """virsh console needs a terminal: run it on a pty, read, leave with ^]."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(VIRSH, [VIRSH, '-c', uri, 'console', name])
+    buf = b''
+
+    def wait(what, timeout=10):
+        nonlocal buf
+        end = time.time() + timeout
+        while what not in buf and time.time() < end:
+            r, _, _ = select.select([fd], [], [], 0.1)
+            if r:
+                try:
+                    buf += os.read(fd, 4096)
+                except OSError:
+                    break
+        return what in buf
+
+    try:
+        check(wait(b'Escape character is'), 'console: no greeting: %r' % buf)
+        if action:
+            action()
+        check(wait(expect), 'console: %r not seen: %r' % (expect, buf))
+        if send:
+            os.write(fd, send)
+            check(wait(expect_after), 'console: %r not seen: %r' % (expect_after, buf))
+        os.write(fd, b'\x1d')
+        _, status = os.waitpid(pid, 0)
+        check(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0,
+              'console: virsh status %d' % status)
+    finally:
+        os.close(fd)
+    return buf
+
+
+# ------------------------------------------------------------------ tests
+
+def t_connection(ctx):
+    d = ctx.daemon()
+    out = virsh(d.uri, 'version').stdout
+    check('Running hypervisor: QEMU 0.1.0' in out, 'version: %r' % out)
+    # virsh prints the URI it was given (the client's), not the daemon's.
+    out = virsh(d.uri, 'uri').stdout.strip()
+    check(d.sock in out, 'uri: %r' % out)
+    check(virsh(d.uri, 'hostname').stdout.strip() == socket.gethostname(), 'hostname')
+    out = virsh(d.uri, 'nodeinfo').stdout
+    check('CPU(s):' in out and 'Memory size:' in out, 'nodeinfo: %r' % out)
+    out = virsh(d.uri, 'capabilities').stdout
+    check("<domain type='kvm'/>" in out and args_vmm(ctx) in out, 'capabilities: %r' % out)
+    check(virsh(d.uri, 'maxvcpus').stdout.strip() == '64', 'maxvcpus')
+    check(virsh(d.uri, 'list', '--all').stdout.strip() == '', 'list --all not empty')
+    # A procedure no driver serves: libvirt's error, and the connection lives on.
+    virsh_err(d.uri, 'this function is not supported by the connection driver',
+              'iface-list', '--all')
+    # No networks or pools yet: empty lists, not errors.
+    check(virsh(d.uri, 'net-list', '--all', '--name').stdout.strip() == '', 'net-list')
+    check(virsh(d.uri, 'pool-list', '--all', '--name').stdout.strip() == '', 'pool-list')
+    # Read-only socket: reading works, changing does not.
+    check(virsh(d.uri_ro, 'list', '--all').returncode == 0, 'ro list')
+    virsh_err(d.uri_ro, 'read only access prevents virDomainDefineXML', 'define',
+              ctx.write('ro.xml', domain_xml('ro', ctx.guest('powerbutton'))))
+    modes = {p: oct(os.stat(p).st_mode & 0o777) for p in (d.sock, d.sock_ro, d.sock_admin)}
+    check(modes == {d.sock: '0o600', d.sock_ro: '0o666', d.sock_admin: '0o600'},
+          'socket modes %r' % modes)
+    # The admin socket speaks virt-admin's program.
+    r = subprocess.run(['virt-admin', '-c', 'libvirtd:///system?socket=' + d.sock_admin,
+                        'version'], capture_output=True, text=True, timeout=30)
+    check(r.returncode == 0 and '9.0.0' in r.stdout, 'virt-admin version: %r %r' %
+          (r.stdout, r.stderr))
+    # A second daemon on the same root is refused.
+    r = subprocess.run([ctx.args.vireod, '--root', ctx.root, '--vmm', ctx.args.vmm],
+                       capture_output=True, text=True, timeout=10)
+    check(r.returncode == 1 and 'already running' in r.stderr, 'second daemon: %r' % r.stderr)
+    # Nor may vireo-domaind take the same root's VMs.
+    r = subprocess.run([ctx.args.vireod, '--root', ctx.root, '--vmm', ctx.args.vmm, '--role',
+                        'vireo-domaind'], capture_output=True, text=True, timeout=10)
+    check(r.returncode == 1 and 'another daemon manages the domains' in r.stderr,
+          'vireo-domaind next to vireod: %r' % r.stderr)
+
+
+def args_vmm(ctx):
+    return ctx.args.vmm
+
+
+def t_lifecycle_virsh(ctx):
+    d = ctx.daemon()
+    ev = EventWatcher(d.uri)
+    xml = ctx.write('pb.xml', domain_xml('pb', ctx.guest('powerbutton')))
+    virsh(d.uri, 'define', xml)
+    check(os.path.exists(os.path.join(ctx.root, 'var/lib/vireo/domains/pb.xml')),
+          'definition not on disk')
+    out = virsh(d.uri, 'list', '--all').stdout
+    check(out.split() == ['-', 'pb', 'shut', 'off'], 'list --all: %r' % out)
+    check(domstate(d, 'pb') == 'shut off (unknown)', 'domstate shutoff')
+    info = virsh(d.uri, 'dominfo', 'pb').stdout
+    for want in ('State:          shut off', 'Max memory:     32768 KiB', 'Persistent:     yes',
+                 'Autostart:      disable', 'Managed save:   no', 'Security model: none'):
+        check(want in info, 'dominfo %r: %r' % (want, info))
+    virsh(d.uri, 'start', 'pb')
+    virsh_err(d.uri, 'already active', 'start', 'pb')
+    out = virsh(d.uri, 'list').stdout.split()
+    check(out == ['1', 'pb', 'running'], 'list: %r' % out)
+    check(domstate(d, 'pb') == 'running (booted)', 'domstate running')
+    xmlout = virsh(d.uri, 'dumpxml', 'pb').stdout
+    check("<domain type='kvm' id='1'>" in xmlout, 'dumpxml live id: %r' % xmlout[:80])
+    check("id=" not in virsh(d.uri, 'dumpxml', '--inactive', 'pb').stdout.split('\n')[0],
+          'dumpxml --inactive')
+    info = virsh(d.uri, 'dominfo', 'pb').stdout
+    check('State:          running' in info and 'Id:             1' in info, info)
+    virsh(d.uri, 'suspend', 'pb')
+    check(domstate(d, 'pb') == 'paused (user)', 'domstate paused')
+    virsh(d.uri, 'resume', 'pb')
+    check(domstate(d, 'pb') == 'running (unpaused)', 'domstate unpaused')
+    out = virsh(d.uri, 'vcpuinfo', 'pb').stdout
+    check('VCPU:           0' in out and 'State:          running' in out, 'vcpuinfo %r' % out)
+    check(virsh(d.uri, 'vcpucount', 'pb', '--maximum', '--live').stdout.strip() == '1',
+          'vcpucount')
+    virsh_err(d.uri, 'without the balloon device', 'setmem', 'pb', '16M')
+    virsh_err(d.uri, 'cannot undefine a running domain', 'undefine', 'pb')
+    console_virsh(d.uri, 'pb', b'waiting for power button')
+    virsh(d.uri, 'shutdown', 'pb')
+    wait_for(lambda: domstate(d, 'pb') == 'shut off (shutdown)', 15, 'shutdown')
+    check('powering off' in read_log(ctx.root, 'pb') or True, 'log')
+    # Config changes while shut off.
+    virsh(d.uri, 'setmem', 'pb', '16M', '--config')
+    virsh(d.uri, 'setmaxmem', 'pb', '64M', '--config')
+    virsh(d.uri, 'setvcpus', 'pb', '2', '--config', '--maximum')
+    xmlout = virsh(d.uri, 'dumpxml', 'pb').stdout
+    check("<memory unit='KiB'>65536</memory>" in xmlout and
+          "<currentMemory unit='KiB'>16384</currentMemory>" in xmlout and
+          "<vcpu placement='static'>2</vcpu>" in xmlout, 'config changes: %r' % xmlout)
+    virsh(d.uri, 'start', 'pb')
+    check(virsh(d.uri, 'vcpucount', 'pb', '--live', '--active').stdout.strip() == '2',
+          'vcpucount after setvcpus')
+    virsh_err(d.uri, 'not supported by Vireo', 'setvcpus', 'pb', '1', '--live')
+    virsh(d.uri, 'destroy', 'pb')
+    check(domstate(d, 'pb') == 'shut off (destroyed)', 'domstate destroyed')
+    virsh(d.uri, 'autostart', 'pb')
+    check('Autostart:      enable' in virsh(d.uri, 'dominfo', 'pb').stdout, 'autostart on')
+    virsh(d.uri, 'autostart', '--disable', 'pb')
+    check('Autostart:      disable' in virsh(d.uri, 'dominfo', 'pb').stdout, 'autostart off')
+    virsh(d.uri, 'undefine', 'pb')
+    check(not os.path.exists(os.path.join(ctx.root, 'var/lib/vireo/domains/pb.xml')),
+          'definition still on disk')
+    check(virsh(d.uri, 'list', '--all').stdout.strip() == '', 'list after undefine')
+    want = ['Defined Added', 'Resumed Unpaused', 'Started Booted', 'Suspended Paused',
+            'Resumed Unpaused', 'Shutdown Finished after guest request', 'Stopped Shutdown',
+            'Resumed Unpaused', 'Started Booted', 'Shutdown Finished after host request',
+            'Stopped Destroyed', 'Undefined Removed']
+    lines = ev.wait(len(want))
+    ev.stop()
+    got = [l.split(': ', 1)[1] for l in lines]
+    check(got[:len(want)] == want, 'events: %r' % got)
+    check(vmm_pids(ctx.root) == [], 'vireo-vmm left running')
+
+
+def t_policies(ctx):
+    d = ctx.daemon()
+    # Power off by the guest: on_poweroff destroy.
+    virsh(d.uri, 'define', ctx.write('hello.xml', domain_xml('hello', ctx.guest('hello'))))
+    virsh(d.uri, 'start', 'hello')
+    wait_for(lambda: domstate(d, 'hello') == 'shut off (shutdown)', 15, 'hello powers off')
+    check('guest-shutdown' in read_log(ctx.root, 'hello'), 'log: %r' % read_log(ctx.root, 'hello'))
+    # on_poweroff restart: it comes back.
+    virsh(d.uri, 'define', ctx.write('hello2.xml', domain_xml('hello2', ctx.guest('hello'),
+                                                              on_poweroff='restart')))
+    virsh(d.uri, 'start', 'hello2')
+    wait_for(lambda: read_log(ctx.root, 'hello2').count('starting:') >= 3, 20, 'restarts')
+    # Between two processes it is briefly shut off (with its id): wait for the next one.
+    wait_for(lambda: domstate(d, 'hello2').startswith('running'), 10, 'hello2 running')
+    virsh(d.uri, 'destroy', 'hello2')
+    # A crash: on_crash destroy.
+    virsh(d.uri, 'define', ctx.write('tf.xml', domain_xml('tf', ctx.guest('triple-fault'))))
+    virsh(d.uri, 'start', 'tf')
+    wait_for(lambda: domstate(d, 'tf') == 'shut off (crashed)', 15, 'crash recorded')
+    # A guest reset with on_reboot destroy: vireo-vmm --no-reboot.
+    virsh(d.uri, 'define', ctx.write('rs.xml', domain_xml('rs', ctx.guest('reset'),
+                                                          on_reboot='destroy')))
+    virsh(d.uri, 'start', 'rs')
+    wait_for(lambda: domstate(d, 'rs') == 'shut off (shutdown)', 15, 'reset -> shutoff')
+    check('--no-reboot' in read_log(ctx.root, 'rs'), 'no --no-reboot')
+    # Guest resets with on_reboot restart: vireo-vmm reboots in place; the program passes.
+    virsh(d.uri, 'define', ctx.write('rs2.xml', domain_xml('rs2', ctx.guest('reset'))))
+    virsh(d.uri, 'start', 'rs2')
+    wait_for(lambda: domstate(d, 'rs2') == 'shut off (shutdown)', 30, 'reset program ends')
+    check(read_log(ctx.root, 'rs2').count('starting:') == 1, 'rs2 restarted by the daemon')
+    # virsh reboot: power button, then a new vireo-vmm; same id.
+    serial = os.path.join(ctx.root, 'pb.serial')
+    virsh(d.uri, 'define', ctx.write('pb.xml', domain_xml(
+        'pb', ctx.guest('powerbutton'),
+        serial="<serial type='file'><source path='%s'/></serial>" % serial)))
+    virsh(d.uri, 'start', 'pb')
+    pid1 = vmm_pids(ctx.root)
+    # A press before the guest enabled its power button would be lost.
+    wait_for(lambda: 'waiting for power button' in open(serial).read(), 10, 'pb ready')
+    virsh(d.uri, 'reboot', 'pb')
+    wait_for(lambda: read_log(ctx.root, 'pb').count('starting:') == 2 and
+             domstate(d, 'pb') == 'running (booted)', 15, 'reboot')
+    check(vmm_pids(ctx.root) != pid1, 'reboot kept the process')
+    virsh(d.uri, 'reset', 'pb')
+    check(domstate(d, 'pb').startswith('running'), 'after reset')
+    virsh(d.uri, 'destroy', 'pb')
+
+
+def t_transient(ctx):
+    d = ctx.daemon()
+    xml = ctx.write('tr.xml', domain_xml('tr', ctx.guest('powerbutton')))
+    virsh(d.uri, 'create', xml)
+    out = virsh(d.uri, 'dominfo', 'tr').stdout
+    check('Persistent:     no' in out and 'running' in out, 'transient dominfo: %r' % out)
+    virsh_err(d.uri, 'cannot undefine transient domain', 'undefine', 'tr')
+    virsh_err(d.uri, 'cannot set autostart for transient domain', 'autostart', 'tr')
+    virsh(d.uri, 'destroy', 'tr')
+    check(virsh(d.uri, 'list', '--all').stdout.strip() == '', 'transient domain stays')
+    # create --paused, then a define makes it persistent.
+    virsh(d.uri, 'create', xml, '--paused')
+    check(domstate(d, 'tr') == 'paused (user)', 'create --paused')
+    live = ctx.write('tr-live.xml', virsh(d.uri, 'dumpxml', 'tr').stdout)
+    virsh(d.uri, 'define', live)
+    check('Persistent:     yes' in virsh(d.uri, 'dominfo', 'tr').stdout, 'define over transient')
+    virsh(d.uri, 'destroy', 'tr')
+    check(domstate(d, 'tr') == 'shut off (destroyed)', 'persistent after destroy')
+    virsh(d.uri, 'undefine', 'tr')
+
+
+def t_bad_input(ctx):
+    d = ctx.daemon()
+    virsh_err(d.uri, "failed to get domain 'nosuch'", 'dominfo', 'nosuch')
+    virsh_err(d.uri, 'XML error', 'define', ctx.write('bad1.xml', '<domain type="kvm"><name>x'))
+    virsh_err(d.uri, 'XML error', 'define', ctx.write('bad2.xml', '<domain type="kvm"></domain>'))
+    virsh_err(d.uri, 'XML error', 'define', ctx.write('bad3.xml', 'not xml at all'))
+    virsh_err(d.uri, 'unsupported configuration: graphics',
+              'create', ctx.write('vnc.xml', domain_xml('vnc', ctx.guest('powerbutton'),
+                                                        extra="<graphics type='vnc'/>")))
+    check(virsh(d.uri, 'list', '--all').stdout.strip() == '', 'failed create left a domain')
+    virsh(d.uri, 'define', ctx.write('a.xml', domain_xml('a', ctx.guest('powerbutton'))))
+    virsh_err(d.uri, 'already exists with uuid', 'define',
+              ctx.write('a2.xml', domain_xml('a', ctx.guest('powerbutton'),
+                                             uuid='11111111-2222-3333-4444-555555555555')))
+    virsh(d.uri, 'define', ctx.write('b.xml', domain_xml(
+        'b', '/nonexistent/kernel', uuid='11111111-2222-3333-4444-555555555556')))
+    r = virsh_err(d.uri, "vireo-vmm exited with status 1 while the daemon was connecting to it: "
+                  "kernel: Failed to open file", 'start', 'b')
+    check(domstate(d, 'b') == 'shut off (failed)', 'failed start state')
+    check(vmm_pids(ctx.root) == [], 'failed start left a process')
+    virsh(d.uri, 'start', 'a')
+    virsh_err(d.uri, 'already active', 'start', 'a')
+    c = libvirt.open(d.uri)
+    try:
+        c.lookupByName('a').create()
+        raise Failure('double start through the API succeeded')
+    except libvirt.libvirtError as e:
+        check(e.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID and
+              'domain is already running' in str(e), 'double start: %s' % e)
+    try:
+        c.lookupByName('nosuch')
+        raise Failure('lookup of a missing domain succeeded')
+    except libvirt.libvirtError as e:
+        check(e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN, 'no domain: %s' % e)
+    try:
+        c.defineXML('<domain')
+        raise Failure('malformed XML accepted')
+    except libvirt.libvirtError as e:
+        check(e.get_error_code() == libvirt.VIR_ERR_XML_ERROR, 'xml error: %s' % e)
+    c.close()
+    virsh(d.uri, 'destroy', 'a')
+    virsh(d.uri, 'undefine', 'a')
+    virsh(d.uri, 'undefine', 'b')
+
+
+def t_python(ctx):
+    d = ctx.daemon()
+    libvirt.virEventRegisterDefaultImpl()
+    c = libvirt.open(d.uri)
+    check(c.getType() == 'QEMU' and c.getLibVersion() == 9000000, 'type/version')
+    check(c.listAllDomains() == [], 'empty list')
+    events = []
+    cb = c.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                  lambda conn, dom, ev, det, op: events.append((ev, det)), None)
+    stop = []
+
+    def loop():
+        while not stop:
+            libvirt.virEventRunDefaultImpl()
+    threading.Thread(target=loop, daemon=True).start()
+    dom = c.defineXML(domain_xml('py', ctx.guest('powerbutton')))
+    check(dom.name() == 'py' and dom.info()[0] == libvirt.VIR_DOMAIN_SHUTOFF, 'define')
+    dom.create()
+    check(dom.isActive() and dom.state() == [1, 1], 'state %r' % dom.state())
+    check(c.lookupByID(dom.ID()).name() == 'py', 'lookupByID')
+    check(c.lookupByUUIDString(dom.UUIDString()).name() == 'py', 'lookupByUUID')
+    check("id='%d'" % dom.ID() in dom.XMLDesc(0), 'XMLDesc')
+    st = c.newStream(0)
+    dom.openConsole(None, st, 0)
+    buf = b''
+    end = time.time() + 10
+    while b'waiting for power button' not in buf and time.time() < end:
+        buf += st.recv(4096) or b''
+    check(b'waiting for power button' in buf, 'console stream: %r' % buf)
+    st2 = c.newStream(0)
+    try:
+        dom.openConsole(None, st2, 0)
+        raise Failure('second console opened')
+    except libvirt.libvirtError as e:
+        check('Active console session exists' in str(e), 'second console: %s' % e)
+    st.finish()
+    dom.suspend()
+    check(dom.state() == [3, 1], 'paused')
+    dom.resume()
+    dom.shutdown()
+    wait_for(lambda: dom.state() == [5, 1], 15, 'shut off (shutdown)')
+    dom.create()
+    dom.destroy()
+    check(dom.state() == [5, 2], 'destroyed')
+    dom.undefine()
+    want = [(0, 0), (4, 0), (2, 0), (3, 0), (4, 0), (6, 1), (5, 0), (4, 0), (2, 0), (6, 2),
+            (5, 1), (1, 0)]
+    wait_for(lambda: len(events) >= len(want), 10, 'python events %r' % events)
+    check(events[:len(want)] == want, 'python events %r' % events)
+    c.domainEventDeregisterAny(cb)
+    stop.append(1)
+    c.close()
+
+
+def t_concurrency(ctx):
+    d = ctx.daemon()
+    errors = []
+
+    def worker(i):
+        try:
+            c = libvirt.open(d.uri)
+            for round_ in range(3):
+                dom = c.defineXML(domain_xml('c%d' % i, ctx.guest('powerbutton')))
+                dom.create()
+                check(dom.isActive(), 'c%d not active' % i)
+                dom.suspend()
+                dom.resume()
+                dom.destroy()
+                dom.undefine()
+            c.close()
+        except Exception as e:         # noqa: BLE001 -- report every worker's failure
+            errors.append('worker %d: %s' % (i, e))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    check(not errors, '; '.join(errors))
+    # Several clients start the same domain at once: one wins, the rest get an error.
+    virsh(d.uri, 'define', ctx.write('same.xml', domain_xml('same', ctx.guest('powerbutton'))))
+    results = []
+
+    def starter():
+        c = libvirt.open(d.uri)
+        try:
+            c.lookupByName('same').create()
+            results.append('ok')
+        except libvirt.libvirtError as e:
+            results.append(str(e))
+        c.close()
+    threads = [threading.Thread(target=starter) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    check(results.count('ok') == 1 and
+          all('already running' in r for r in results if r != 'ok'), 'starts: %r' % results)
+    # ... and destroy it from several clients at once.
+    results.clear()
+
+    def destroyer():
+        c = libvirt.open(d.uri)
+        try:
+            c.lookupByName('same').destroy()
+            results.append('ok')
+        except libvirt.libvirtError as e:
+            results.append(str(e))
+        c.close()
+    threads = [threading.Thread(target=destroyer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    check(results.count('ok') == 1 and all('not running' in r for r in results if r != 'ok'),
+          'destroys: %r' % results)
+    check(len(vmm_pids(ctx.root)) == 0, 'processes left')
+    virsh(d.uri, 'undefine', 'same')
+
+
+def rpc_packet(proc, serial, payload=b'', prog=0x20008086):
+    return struct.pack('>IIIIIII', 28 + len(payload), prog, 1, proc, 0, serial, 0) + payload
+
+
+def xdr_string(s):
+    b = s.encode()
+    return struct.pack('>I', len(b)) + b + b'\0' * ((4 - len(b) % 4) % 4)
+
+
+def t_disconnect(ctx):
+    d = ctx.daemon()
+    c = libvirt.open(d.uri)
+    dom = c.defineXML(domain_xml('dc', ctx.guest('powerbutton')))
+    uuid = dom.UUID()
+    c.close()
+    # A raw client: handshake, a start, and gone before the reply.
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(d.sock)
+    s.sendall(rpc_packet(66, 0))                                        # AUTH_LIST
+    s.sendall(rpc_packet(1, 1, struct.pack('>I', 1) + xdr_string('qemu:///system') +
+                         struct.pack('>I', 0)))                         # CONNECT_OPEN
+    dom_arg = xdr_string('dc') + uuid + struct.pack('>i', -1)
+    s.sendall(rpc_packet(9, 2, dom_arg))                                # DOMAIN_CREATE
+    s.close()
+    wait_for(lambda: domstate(d, 'dc') == 'running (booted)', 10, 'start after disconnect')
+    # The same with destroy.
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(d.sock)
+    s.sendall(rpc_packet(66, 0) + rpc_packet(1, 1, struct.pack('>I', 1) +
+                                             xdr_string('qemu:///system') + struct.pack('>I', 0)))
+    s.sendall(rpc_packet(12, 2, xdr_string('dc') + uuid + struct.pack('>i', 1)))
+    s.close()
+    wait_for(lambda: domstate(d, 'dc') == 'shut off (destroyed)', 10, 'destroy after disconnect')
+    # Garbage, a half packet, an unknown procedure: the daemon serves on.
+    for junk in (b'\xff' * 64, struct.pack('>I', 1000) + b'abc',
+                 rpc_packet(66, 0) + rpc_packet(9999, 1)):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(d.sock)
+        s.sendall(junk)
+        s.close()
+    virsh(d.uri, 'undefine', 'dc')
+    check(d.proc.poll() is None, 'vireod died')
+
+
+def t_kill9(ctx):
+    d = ctx.daemon()
+    virsh(d.uri, 'define', ctx.write('k1.xml', domain_xml('k1', ctx.guest('powerbutton'))))
+    virsh(d.uri, 'define', ctx.write('k2.xml', domain_xml('k2', ctx.guest('powerbutton'))))
+    virsh(d.uri, 'define', ctx.write('k3.xml', domain_xml('k3', ctx.guest('powerbutton'))))
+    virsh(d.uri, 'start', 'k1')
+    virsh(d.uri, 'start', 'k2', '--paused')
+    virsh(d.uri, 'create', ctx.write('kt.xml', domain_xml('kt', ctx.guest('powerbutton'))))
+    before = sorted(vmm_pids(ctx.root))
+    check(len(before) == 3, 'vireo-vmm processes: %r' % before)
+    ids = {n: virsh(d.uri, 'domid', n).stdout.strip() for n in ('k1', 'k2', 'kt')}
+    d.stop(signal.SIGKILL)
+    time.sleep(0.3)
+    check(sorted(vmm_pids(ctx.root)) == before, 'VMs did not survive kill -9')
+    d = ctx.daemon()
+    out = virsh(d.uri, 'list', '--all').stdout
+    check(domstate(d, 'k1') == 'running (booted)', 'k1 after restart: %r' % out)
+    check(domstate(d, 'k2') == 'paused (user)', 'k2 after restart: %r' % out)
+    check(domstate(d, 'k3') == 'shut off (unknown)', 'k3 after restart')
+    check(domstate(d, 'kt') == 'running (booted)', 'transient kt after restart')
+    check({n: virsh(d.uri, 'domid', n).stdout.strip() for n in ids} == ids, 'ids changed')
+    check('Persistent:     no' in virsh(d.uri, 'dominfo', 'kt').stdout, 'kt persistence')
+    # The earlier daemon read the banner; the power button makes the guest talk again.
+    console_virsh(d.uri, 'k1', b'powering off', action=lambda: virsh(d.uri, 'shutdown', 'k1'))
+    wait_for(lambda: domstate(d, 'k1') == 'shut off (shutdown)', 15, 'k1 shutdown after restart')
+    virsh(d.uri, 'start', 'k3')
+    check(virsh(d.uri, 'domid', 'k3').stdout.strip() not in ids.values(), 'id reused')
+    # A VM that ends while no daemon watches.
+    k3 = virsh(d.uri, 'domuuid', 'k3').stdout.strip()
+    d.stop(signal.SIGKILL)
+    state = open(os.path.join(ctx.root, 'run/vireo/vm', k3, 'state')).read()
+    pid = int(state.split('\npid=')[1].split()[0])
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not os.path.exists('/proc/%d/cmdline' % pid) or
+             open('/proc/%d/stat' % pid).read().split()[2] == 'Z', 5, 'k3 exit')
+    d = ctx.daemon()
+    check(domstate(d, 'k3') == 'shut off (unknown)', 'k3 ended while away')
+    check('ended while the daemon was away' in read_log(ctx.root, 'k3'), 'k3 log note')
+    virsh(d.uri, 'resume', 'k2')
+    check(domstate(d, 'k2') == 'running (unpaused)', 'k2 resume after reconnect')
+    for n in ('k2', 'kt'):
+        virsh(d.uri, 'destroy', n)
+    check(vmm_pids(ctx.root) == [], 'processes left')
+    # A clean stop (SIGTERM) leaves VMs running too.
+    virsh(d.uri, 'start', 'k1')
+    check(d.stop() == 0, 'vireod exit status')
+    check(len(vmm_pids(ctx.root)) == 1, 'VM did not survive SIGTERM of vireod')
+    d = ctx.daemon()
+    virsh(d.uri, 'destroy', 'k1')
+
+
+def t_autostart(ctx):
+    d = ctx.daemon()
+    virsh(d.uri, 'define', ctx.write('as.xml', domain_xml('as', ctx.guest('powerbutton'))))
+    virsh(d.uri, 'autostart', 'as')
+    check(os.path.islink(os.path.join(ctx.root, 'var/lib/vireo/domains/autostart/as.xml')),
+          'autostart link')
+    d.stop()
+    # A new boot: /run is empty again.
+    shutil.rmtree(os.path.join(ctx.root, 'run'))
+    d = ctx.daemon()
+    wait_for(lambda: domstate(d, 'as') == 'running (booted)', 10, 'autostart')
+    virsh(d.uri, 'destroy', 'as')
+    d.stop()
+    # The daemon alone restarting is not a boot: no second autostart.
+    d = ctx.daemon()
+    time.sleep(0.5)
+    check(domstate(d, 'as') == 'shut off (unknown)', 'autostarted twice')
+
+
+def t_modular(ctx):
+    net = ctx.daemon(role='vireo-networkd')
+    dom = ctx.daemon(role='vireo-domaind')
+    sto = ctx.daemon(role='vireo-storaged')
+    check(os.path.exists(os.path.join(ctx.root, 'run/vireo/vireo-networkd-sock-ro')),
+          'networkd ro socket')
+    r = virsh('network+unix:///system?socket=' + net.sock, 'hostname')
+    check(r.stdout.strip() == socket.gethostname(), 'networkd hostname')
+    virsh_err('qemu+unix:///system?socket=' + net.sock, 'no connection driver available',
+              'list')
+    virsh_err('network+unix:///system?socket=' + net.sock, 'not supported', 'list', '--all')
+    check(virsh('network+unix:///system?socket=' + net.sock, 'net-list', '--all',
+                '--name').stdout.strip() == '', 'networkd net-list')
+    virsh_err('network+unix:///system?socket=' + net.sock, 'not supported', 'pool-list')
+    virsh('storage+unix:///system?socket=' + sto.sock, 'version')
+    check(virsh('storage+unix:///system?socket=' + sto.sock, 'pool-list', '--all',
+                '--name').stdout.strip() == '', 'storaged pool-list')
+    virsh_err(dom.uri, 'not supported', 'net-list')
+    virsh(dom.uri, 'define', ctx.write('m.xml', domain_xml('m', ctx.guest('powerbutton'))))
+    virsh(dom.uri, 'start', 'm')
+    virsh(dom.uri, 'destroy', 'm')
+    virsh(dom.uri, 'undefine', 'm')
+
+
+def t_socket_activation(ctx):
+    run = os.path.join(ctx.root, 'run/vireo')
+    os.makedirs(run, exist_ok=True)
+    socks = [os.path.join(run, n) for n in ('vireo-sock', 'vireo-sock-ro', 'vireo-admin-sock')]
+    logf = open(os.path.join(ctx.root, 'activate.log'), 'ab')
+    cmd = ['systemd-socket-activate']
+    for s in socks:
+        cmd += ['-l', s]
+    cmd += ['--fdname=vireod.socket:vireod-ro.socket:vireod-admin.socket',
+            ctx.args.vireod, '--root', ctx.root, '--vmm', ctx.args.vmm, '--timeout', '2', '-v']
+    t0 = time.time()
+    proc = subprocess.Popen(cmd, stdout=logf, stderr=logf)
+    try:
+        wait_for(lambda: all(os.path.exists(s) for s in socks), 5, 'activation sockets')
+        uri = 'qemu+unix:///system?socket=' + socks[0]
+        virsh(uri, 'define', ctx.write('sa.xml', domain_xml('sa', ctx.guest('powerbutton'))))
+        virsh(uri, 'start', 'sa')
+        check(virsh('qemu+unix:///system?socket=' + socks[1], 'list').stdout.split()[1] == 'sa',
+              'ro socket from activation')
+        # A running VM keeps it alive past the timeout.
+        time.sleep(3.5)
+        check(proc.poll() is None, 'idle exit with a VM running')
+        virsh(uri, 'destroy', 'sa')
+        t1 = time.time()
+        rc = proc.wait(10)
+        check(rc == 0, 'exit status %d' % rc)
+        idle = time.time() - t1
+        check(1.5 <= idle <= 6, 'idle exit after %.1f s' % idle)
+        log('socket activation: served, then idle exit %.1f s after the last VM' % idle)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        logf.close()
+    del t0
+
+
+TESTS = [
+    ('connection', t_connection),
+    ('lifecycle-virsh', t_lifecycle_virsh),
+    ('policies', t_policies),
+    ('transient', t_transient),
+    ('bad-input', t_bad_input),
+    ('python', t_python),
+    ('concurrency', t_concurrency),
+    ('disconnect', t_disconnect),
+    ('kill9', t_kill9),
+    ('autostart', t_autostart),
+    ('modular', t_modular),
+    ('socket-activation', t_socket_activation),
+]
+
+
+class Ctx:
+    def __init__(self, args, root):
+        self.args = args
+        self.root = root
+        self.daemons = []
+
+    def daemon(self, role=None):
+        d = Daemon(self.args, self.root, role)
+        self.daemons.append(d)
+        return d
+
+    def guest(self, name):
+        return os.path.join(self.args.guests, name + '.elf')
+
+    def write(self, name, text):
+        path = os.path.join(self.root, name)
+        with open(path, 'w') as f:
+            f.write(text)
+        return path
+
+    def cleanup(self):
+        for d in self.daemons:
+            if d.proc.poll() is None:
+                d.stop()
+        for pid in vmm_pids(self.root):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--vireod', required=True)
+    ap.add_argument('--vmm', required=True)
+    ap.add_argument('--guests', required=True)
+    ap.add_argument('--only', default='')
+    ap.add_argument('--keep', action='store_true', help='keep the temporary roots')
+    args = ap.parse_args()
+    if not os.path.exists(VIRSH) or libvirt is None:
+        print('SKIP: needs libvirt-clients and python3-libvirt')
+        return SKIP
+    if not os.access('/dev/kvm', os.R_OK | os.W_OK):
+        print('SKIP: needs /dev/kvm')
+        return SKIP
+    only = set(filter(None, args.only.split(',')))
+    passed = failed = 0
+    for name, fn in TESTS:
+        if only and name not in only:
+            continue
+        # Short: socket paths must fit in sun_path.
+        root = tempfile.mkdtemp(prefix='vrd-', dir='/tmp')
+        ctx = Ctx(args, root)
+        t0 = time.time()
+        try:
+            fn(ctx)
+            passed += 1
+            log('PASS %s (%.1f s)' % (name, time.time() - t0))
+        except Exception as e:      # noqa: BLE001 -- report and go on with the next group
+            failed += 1
+            log('FAIL %s: %s' % (name, e))
+            traceback.print_exc()
+            for f in sorted(os.listdir(root)):
+                if f.endswith('.log'):
+                    print('--- %s' % f)
+                    print(open(os.path.join(root, f), errors='replace').read()[-3000:])
+        finally:
+            ctx.cleanup()
+            if not args.keep:
+                shutil.rmtree(root, ignore_errors=True)
+    print('%d passed, %d failed' % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
