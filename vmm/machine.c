@@ -223,6 +223,17 @@ const char *machine_name(const Machine *m)
     return m->cfg->name;
 }
 
+Device *machine_find_device(Machine *m, const char *type_name)
+{
+    for (guint i = 0; i < m->devices->len; i++) {
+        Device *dev = g_ptr_array_index(m->devices, i);
+
+        if (strcmp(dev->type->name, type_name) == 0)
+            return dev;
+    }
+    return NULL;
+}
+
 RunState machine_run_state(const Machine *m)
 {
     return m->state;
@@ -917,6 +928,9 @@ void machine_free(Machine *m)
     stop_vcpu_threads(m);
     if (m->serial_chr)
         chardev_flush(m->serial_chr, 1000);
+    /* With --console virtio the guest console's last output is in one of these. */
+    for (guint i = 0; i < m->chardevs->len; i++)
+        chardev_flush(g_ptr_array_index(m->chardevs, i), 1000);
     for (unsigned i = 0; i < m->nr_vcpus; i++)
         vcpu_free(m->vcpus[i]);
     g_free(m->vcpus);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vireo/device.h"
 #include "vireo/layout.h"
 #include "vireo/options.h"
 #include "vireo/util.h"
@@ -21,11 +22,27 @@ const char vmm_usage[] =
     "  --cpus N           number of vCPUs (default 1)\n"
     "  --serial SPEC      where the serial port (COM1) goes: stdio (default), pty,\n"
     "                     file:PATH, unix:PATH (a listening socket) or none\n"
+    "  --console virtio|serial\n"
+    "                     the guest console: COM1 (serial, default) or port 0 of the\n"
+    "                     virtio-console device (hvc0), which then gets the --serial\n"
+    "                     backend while COM1 gets none\n"
+    "  --channel name=NAME,socket=PATH\n"
+    "                     a named virtio-console port (e.g. org.qemu.guest_agent.0)\n"
+    "                     on a listening UNIX socket (repeatable; all are ports of\n"
+    "                     one virtio-console device: an earlier --device\n"
+    "                     virtio-console if there is one)\n"
     "  --qmp unix:PATH    QMP control socket (QEMU's QMP protocol)\n"
     "  --device TYPE[,id=ID][,key=value...]\n"
     "                     add a device (repeatable; PCI devices take slots 1, 2, ...\n"
     "                     in the order given); --device help lists the types\n"
     "  --rng[=OPTS]       virtio entropy source, as --device virtio-rng[,OPTS]\n"
+    "  --balloon[=OPTS]   memory balloon, as --device virtio-balloon[,OPTS]\n"
+    "  --vsock cid=N,socket=PATH\n"
+    "                     virtio-vsock, host side on UNIX sockets PATH and PATH_PORT,\n"
+    "                     as --device virtio-vsock,cid=N,socket=PATH\n"
+    "  --net tap=NAME|fd=N|fds=N:M..[,mac=MAC][,queues=N]\n"
+    "                     virtio network card on a tap (or open tap/socket fds), as\n"
+    "                     --device virtio-net,OPTS (repeatable)\n"
     "  --name NAME        name of the VM (query-name, thread names)\n"
     "  --debug-exit       isa-debug-exit device at port 0x501: a write of V ends\n"
     "                     vireo-vmm with status (V << 1) | 1\n"
@@ -46,12 +63,17 @@ enum {
     OPT_MEMORY,
     OPT_CPUS,
     OPT_SERIAL,
+    OPT_CONSOLE,
+    OPT_CHANNEL,
     OPT_QMP,
     OPT_NAME,
     OPT_DEVICE,
     OPT_DEBUG_EXIT,
     OPT_NO_REBOOT,
     OPT_RNG,
+    OPT_BALLOON,
+    OPT_VSOCK,
+    OPT_NET,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -63,12 +85,17 @@ static const struct option long_options[] = {
     { "memory", required_argument, NULL, OPT_MEMORY },
     { "cpus", required_argument, NULL, OPT_CPUS },
     { "serial", required_argument, NULL, OPT_SERIAL },
+    { "console", required_argument, NULL, OPT_CONSOLE },
+    { "channel", required_argument, NULL, OPT_CHANNEL },
     { "qmp", required_argument, NULL, OPT_QMP },
     { "name", required_argument, NULL, OPT_NAME },
     { "device", required_argument, NULL, OPT_DEVICE },
     { "debug-exit", no_argument, NULL, OPT_DEBUG_EXIT },
     { "no-reboot", no_argument, NULL, OPT_NO_REBOOT },
     { "rng", optional_argument, NULL, OPT_RNG },
+    { "balloon", optional_argument, NULL, OPT_BALLOON },
+    { "vsock", required_argument, NULL, OPT_VSOCK },
+    { "net", required_argument, NULL, OPT_NET },
     { "help", no_argument, NULL, OPT_HELP },
     { "version", no_argument, NULL, OPT_VERSION },
     { NULL, 0, NULL, 0 },
@@ -162,6 +189,87 @@ static gboolean parse_device(MachineConfig *cfg, const char *arg, GError **error
     return TRUE;
 }
 
+/* The virtio-console device --channel and --console virtio use: the first one, or a new one. */
+static MachineDeviceSpec *console_device(MachineConfig *cfg)
+{
+    for (guint i = 0; i < cfg->devices->len; i++) {
+        MachineDeviceSpec *spec = g_ptr_array_index(cfg->devices, i);
+
+        if (strcmp(spec->type, "virtio-console") == 0)
+            return spec;
+    }
+    return machine_config_add_device(cfg, "virtio-console", NULL, NULL);
+}
+
+/* A value inside "key=value,...": a comma is doubled. */
+static char *escape_option_value(const char *value)
+{
+    g_auto(GStrv) parts = g_strsplit(value, ",", -1);
+
+    return g_strjoinv(",,", parts);
+}
+
+/*
+ * "name=NAME,socket=PATH": the console device's next free port N gets
+ * nameN and socketN (the device checks them).
+ */
+static gboolean parse_channel(MachineConfig *cfg, const char *arg, GError **error)
+{
+    static const char *const known[] = { "name", "socket", NULL };
+    g_autoptr(GHashTable) opts = device_options_parse(arg, error);
+    g_autoptr(GHashTable) have = NULL;
+    g_autofree char *name = NULL, *path = NULL;
+    MachineDeviceSpec *spec;
+    unsigned port = 1;
+    char *options;
+
+    if (!opts || !device_options_check_known(opts, known, "--channel", error) ||
+        !g_hash_table_contains(opts, "name") || !g_hash_table_contains(opts, "socket")) {
+        if (error && !*error)
+            g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT,
+                        "--channel '%s': expected name=NAME,socket=PATH", arg);
+        else
+            g_prefix_error(error, "--channel '%s': ", arg);
+        return FALSE;
+    }
+    spec = console_device(cfg);
+    have = device_options_parse(spec->options, error);
+    if (!have) {
+        g_prefix_error(error, "--device virtio-console: ");
+        return FALSE;
+    }
+    for (;; port++) {
+        g_autofree char *n = g_strdup_printf("name%u", port);
+        g_autofree char *s = g_strdup_printf("socket%u", port);
+
+        if (!g_hash_table_contains(have, n) && !g_hash_table_contains(have, s))
+            break;
+    }
+    name = escape_option_value(g_hash_table_lookup(opts, "name"));
+    path = escape_option_value(g_hash_table_lookup(opts, "socket"));
+    options = g_strdup_printf("%s%sname%u=%s,socket%u=%s", spec->options ? spec->options : "",
+                              spec->options ? "," : "", port, name, port, path);
+    g_free(spec->options);
+    spec->options = options;
+    return TRUE;
+}
+
+/*
+ * --console virtio: port 0 of the console device gets the --serial
+ * backend and COM1 none, as a backend (stdio above all) has a single
+ * frontend. A console beside the serial port, as libvirt's <console>
+ * with <target type='virtio'/> next to a <serial>, is --device
+ * virtio-console,socket0=PATH instead.
+ */
+static void use_virtio_console(MachineConfig *cfg)
+{
+    MachineDeviceSpec *spec = console_device(cfg);
+
+    g_free(spec->chardev);
+    spec->chardev = g_steal_pointer(&cfg->serial);
+    cfg->serial = g_strdup("none");
+}
+
 static void set_string(char **dst, const char *value)
 {
     g_free(*dst);
@@ -172,6 +280,7 @@ VmmOptions *vmm_options_parse(int argc, char **argv, GError **error)
 {
     g_autoptr(VmmOptions) opts = g_new0(VmmOptions, 1);
     g_auto(GStrv) args = g_new0(char *, argc + 1);
+    gboolean console_virtio = FALSE;
     int c;
 
     opts->machine = machine_config_new();
@@ -202,6 +311,18 @@ VmmOptions *vmm_options_parse(int argc, char **argv, GError **error)
         case OPT_SERIAL:
             set_string(&opts->machine->serial, optarg);
             break;
+        case OPT_CONSOLE:
+            if (strcmp(optarg, "virtio") != 0 && strcmp(optarg, "serial") != 0) {
+                g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT,
+                            "--console '%s': expected virtio or serial", optarg);
+                return NULL;
+            }
+            console_virtio = strcmp(optarg, "virtio") == 0;
+            break;
+        case OPT_CHANNEL:
+            if (!parse_channel(opts->machine, optarg, error))
+                return NULL;
+            break;
         case OPT_QMP:
             set_string(&opts->qmp, optarg);
             break;
@@ -222,6 +343,15 @@ VmmOptions *vmm_options_parse(int argc, char **argv, GError **error)
             break;
         case OPT_RNG:
             machine_config_add_device(opts->machine, "virtio-rng", NULL, optarg);
+            break;
+        case OPT_BALLOON:
+            machine_config_add_device(opts->machine, "virtio-balloon", NULL, optarg);
+            break;
+        case OPT_VSOCK:
+            machine_config_add_device(opts->machine, "virtio-vsock", NULL, optarg);
+            break;
+        case OPT_NET:
+            machine_config_add_device(opts->machine, "virtio-net", NULL, optarg);
             break;
         case 'S':
             opts->machine->start_paused = TRUE;
@@ -257,6 +387,8 @@ VmmOptions *vmm_options_parse(int argc, char **argv, GError **error)
                     "--qmp '%s': expected unix:PATH", opts->qmp);
         return NULL;
     }
+    if (console_virtio)
+        use_virtio_console(opts->machine);
     if (!opts->machine->name)
         opts->machine->name = g_strdup("vireo");
     return g_steal_pointer(&opts);

@@ -4,6 +4,7 @@
  * key order QEMU 7.2 prints them, so a byte-wise diff against QEMU is clean.
  */
 #include "vireo/qmp-commands.h"
+#include "vireo/virtio-balloon.h"
 
 static JsonValue *cmd_query_status(const JsonValue *args, void *opaque, GError **error)
 {
@@ -109,6 +110,67 @@ static JsonValue *cmd_query_name(const JsonValue *args, void *opaque, GError **e
     return info;
 }
 
+/* The balloon, or QEMU's DeviceNotActive error. */
+static Device *balloon_device(Machine *m, GError **error)
+{
+    Device *dev = machine_find_device(m, VIRTIO_BALLOON_TYPE_NAME);
+
+    if (!dev)
+        g_set_error(error, QMP_ERROR, QMP_ERROR_DEVICE_NOT_ACTIVE,
+                    "No balloon device has been activated");
+    return dev;
+}
+
+static JsonValue *cmd_balloon(const JsonValue *args, void *opaque, GError **error)
+{
+    static const char *const allowed[] = { "value", NULL };
+    int64_t value = 0;
+    Device *dev;
+
+    if (!qmp_check_args(args, allowed, error) ||
+        !qmp_get_int_arg(args, "value", TRUE, &value, error))
+        return NULL;
+    if (value <= 0) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC, "Parameter 'target' expects a size");
+        return NULL;
+    }
+    dev = balloon_device(opaque, error);
+    if (!dev)
+        return NULL;
+    virtio_balloon_set_target(dev, value);
+    return json_new_object();
+}
+
+/*
+ * QEMU's {"actual": bytes}, plus "guest-stats": what QEMU gives through
+ * qom-get of the balloon's guest-stats property, in its shape (-1 for a
+ * statistic the guest does not report, "last-update" 0 before any).
+ */
+static JsonValue *cmd_query_balloon(const JsonValue *args, void *opaque, GError **error)
+{
+    VirtioBalloonInfo bi;
+    JsonValue *info, *guest_stats, *stats;
+    Device *dev;
+
+    if (!qmp_check_args(args, NULL, error))
+        return NULL;
+    dev = balloon_device(opaque, error);
+    if (!dev)
+        return NULL;
+    virtio_balloon_get_info(dev, &bi);
+    stats = json_new_object();
+    for (unsigned i = 0; i < VIRTIO_BALLOON_S_NR; i++)
+        json_object_set_int(stats, virtio_balloon_stat_name(i),
+                            bi.stats[i] > G_MAXINT64 ? -1 : (int64_t)bi.stats[i]);
+    guest_stats = json_new_object();
+    json_object_set(guest_stats, "stats", stats);
+    json_object_set_int(guest_stats, "last-update", bi.stats_updated);
+    info = json_new_object();
+    json_object_set_int(info, "actual", bi.actual);
+    json_object_set(info, "guest-stats", guest_stats);
+    return info;
+}
+
 static const struct {
     const char *name;
     QmpCommandFn fn;
@@ -122,6 +184,8 @@ static const struct {
     { "query-cpus-fast", cmd_query_cpus_fast },
     { "query-version", cmd_query_version },
     { "query-name", cmd_query_name },
+    { "balloon", cmd_balloon },
+    { "query-balloon", cmd_query_balloon },
 };
 
 static const struct {
@@ -149,9 +213,21 @@ static void on_machine_event(const MachineEvent *ev, void *opaque)
     qmp_server_emit_event(server, qmp_machine_events[ev->kind].name, data);
 }
 
+static void on_balloon_change(uint64_t actual, void *opaque)
+{
+    JsonValue *data = json_new_object();
+
+    json_object_set_int(data, "actual", actual);
+    qmp_server_emit_event(opaque, "BALLOON_CHANGE", data);
+}
+
 void qmp_commands_register(QmpServer *server, Machine *m)
 {
+    Device *balloon = machine_find_device(m, VIRTIO_BALLOON_TYPE_NAME);
+
     for (size_t i = 0; i < G_N_ELEMENTS(qmp_machine_commands); i++)
         qmp_server_register(server, qmp_machine_commands[i].name, qmp_machine_commands[i].fn, m);
     machine_add_listener(m, on_machine_event, server);
+    if (balloon)
+        virtio_balloon_set_change_fn(balloon, on_balloon_change, server);
 }

@@ -18,6 +18,7 @@
 #include "vireo/state.h"
 
 typedef struct Machine Machine;
+typedef struct Device Device;         /* vireo/device.h */
 
 /* A device from the command line (--device and the options built on it). */
 typedef struct MachineDeviceSpec {
@@ -113,5 +114,7 @@ unsigned machine_nr_cpus(const Machine *m);
 /* Host thread id of vCPU @index (0 before it started). */
 pid_t machine_vcpu_thread_id(const Machine *m, unsigned index);
 const char *machine_name(const Machine *m);
+/* The first device of registered type @type_name (e.g. "virtio-balloon"), or NULL. */
+Device *machine_find_device(Machine *m, const char *type_name);
 
 #endif

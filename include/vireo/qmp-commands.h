@@ -3,8 +3,9 @@
  * The QMP commands and events of a Machine, in QEMU 7.2's shapes:
  * query-status, stop, cont, system_powerdown, system_reset, quit,
  * query-cpus-fast, query-version and query-name (qmp_capabilities and
- * query-commands are built into the server), and the events SHUTDOWN,
- * POWERDOWN, RESET, STOP and RESUME.
+ * query-commands are built into the server), balloon and query-balloon
+ * (with "guest-stats" added, see vmm/qmp-commands.c), and the events
+ * SHUTDOWN, POWERDOWN, RESET, STOP, RESUME and BALLOON_CHANGE.
  */
 #ifndef VIREO_QMP_COMMANDS_H
 #define VIREO_QMP_COMMANDS_H

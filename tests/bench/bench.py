@@ -171,6 +171,23 @@ def bench_linux(args):
           (", ".join("%.1f" % t for t in times), statistics.median(times)))
 
 
+
+def bench_net(args):
+    # virtio-net: frames/s, Gbit/s and host CPU per frame (tests/bench/net.py).
+    print(flush=True)
+    subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                 "net.py"), "--build", args.build])
+
+
+def bench_daemon(args):
+    # vireod: idle RSS, 1000 defines + list, virsh start -> first serial byte
+    # (tests/daemon/bench_daemon.py; needs python3-libvirt, hence Debian's python3).
+    print(flush=True)
+    src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    subprocess.run(["/usr/bin/python3", os.path.join(src, "tests", "daemon", "bench_daemon.py"),
+                    args.build])
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--build", required=True, help="meson build directory")
@@ -196,6 +213,8 @@ def main():
     bench_memory(args, progs)
     bench_size(args)
     bench_linux(args)
+    bench_net(args)
+    bench_daemon(args)
     return 0
 
 

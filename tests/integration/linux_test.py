@@ -235,6 +235,317 @@ def mode_rng(vm):
     log("rng: Linux's virtio_rng read 64 bytes through /dev/hwrng")
 
 
+# vireo-vmm makes the sockets before LinuxVm starts the guest, so their
+# paths are fixed here: one pair per test process.
+CONSOLE_SOCKETS = os.path.join(tempfile.gettempdir(), "vireo-console-%d" % os.getpid())
+CONSOLE_PORT_NAME = "org.qemu.guest_agent.0"
+
+
+def mode_console(vm):
+    """Linux's virtio_console: /dev/hvc0 and a named port, both on UNIX sockets."""
+    import socket
+
+    def connect(path):
+        deadline = time.monotonic() + 10
+        while True:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(path)
+                s.settimeout(0.2)
+                return s
+            except (FileNotFoundError, ConnectionRefusedError):
+                s.close()
+                check(time.monotonic() < deadline, "no socket at %s" % path)
+                time.sleep(0.02)
+
+    def read_until(s, needle, what):
+        buf = b""
+        deadline = time.monotonic() + vm.args.timeout
+        while needle not in buf:
+            check(vm.proc.poll() is None, "vireo-vmm exited waiting for %r on %s" % (needle, what))
+            check(time.monotonic() < deadline, "no %r on %s, got %r" % (needle, what, buf))
+            try:
+                data = s.recv(4096)
+            except socket.timeout:
+                continue
+            check(data, "%s closed after %r" % (what, buf))
+            buf += data
+        return buf
+
+    # Connected before the guest boots: output without a client is dropped.
+    hvc = connect(CONSOLE_SOCKETS + "-hvc0.sock")
+    agent = connect(CONSOLE_SOCKETS + "-qga.sock")
+    try:
+        report_boot(vm, "console")
+        m = re.search(r"console: port=(vport\d+p\d+) name=(\S+) hvc0=(\w+)",
+                      vm.wait_line("VIREO-INIT: console: port="))
+        check(m and m.group(2) == CONSOLE_PORT_NAME and m.group(3) == "yes",
+              "guest reports %r" % (m.group(0) if m else None))
+        agent.sendall(b"guest-sync-4242\n")
+        read_until(agent, b"pong:guest-sync-4242\n", CONSOLE_PORT_NAME)
+        # The guest blocks in read() until the host side closes (PORT_OPEN 0).
+        agent.close()
+        vm.wait_text("VIREO-INIT: console: host closed " + CONSOLE_PORT_NAME)
+        marker = read_until(hvc, b"\n", "hvc0")
+        check(b"VIREO-HVC0: marker from" in marker, "hvc0 gave %r" % marker)
+        hvc.sendall(b"hvc0-ping\n")
+        line = vm.wait_line("VIREO-INIT: console: hvc0 read=")
+        check(line.endswith("read=hvc0-ping"), "guest reports %r" % line)
+        check(vm.wait_exit() == 0, "exit status %s" % vm.proc.returncode)
+    finally:
+        hvc.close()
+        agent.close()
+    log("console: %s and /dev/hvc0 both ways, host close seen by the guest (%s)" %
+        (CONSOLE_PORT_NAME, m.group(1)))
+
+
+BALLOON_RAM = 128 << 20         # LinuxVm's --memory
+BALLOON_SIZE = 32 << 20
+
+
+def memfd_allocated(pid):
+    """Guest RAM the host holds for vireo-vmm @pid: its memfd's allocated bytes."""
+    fd_dir = "/proc/%d/fd" % pid
+    for fd in os.listdir(fd_dir):
+        path = os.path.join(fd_dir, fd)
+        try:
+            if os.readlink(path).startswith("/memfd:vireo-guest-ram"):
+                return os.stat(path).st_blocks * 512
+        except OSError:
+            continue
+    raise TestFailure("no guest RAM memfd among %s" % fd_dir)
+
+
+def balloon_wait(vm, actual):
+    """Waits for the BALLOON_CHANGE that says the guest keeps @actual bytes; returns s taken."""
+    start = time.monotonic()
+    while True:
+        while vm.qmp.events:
+            ev = vm.qmp.events.pop(0)
+            if ev["event"] == "BALLOON_CHANGE" and ev["data"]["actual"] == actual:
+                return time.monotonic() - start
+        check(time.monotonic() - start < vm.args.timeout,
+              "no BALLOON_CHANGE to %d bytes (query-balloon: %r)" %
+              (actual, vm.qmp.ok("query-balloon")))
+        msg = vm.qmp.read_message(vm.args.timeout)
+        check(msg is not None and "event" in msg, "unexpected QMP message %r" % (msg,))
+        vm.qmp.events.append(msg)
+
+
+def balloon_meminfo(vm, what):
+    line = vm.wait_line("VIREO-INIT: balloon-" + what)
+    m = re.search(r"MemTotal=(\d+) MemFree=(\d+)", line)
+    check(m, "guest reports %r" % line)
+    return int(m.group(1)), int(m.group(2))
+
+
+def mode_balloon(vm):
+    """Linux's virtio_balloon follows QMP "balloon"; the host gets the memory back."""
+    report_boot(vm, "balloon")
+    total0, free0 = balloon_meminfo(vm, "ready")
+    check(vm.qmp.ok("query-balloon")["actual"] == BALLOON_RAM, "balloon not empty at start")
+    held0 = memfd_allocated(vm.proc.pid)
+    # Inflate by BALLOON_SIZE.
+    vm.qmp.ok("balloon", {"value": BALLOON_RAM - BALLOON_SIZE})
+    took = balloon_wait(vm, BALLOON_RAM - BALLOON_SIZE)
+    info = vm.qmp.ok("query-balloon")
+    check(info["actual"] == BALLOON_RAM - BALLOON_SIZE, "query-balloon %r" % info)
+    held1 = memfd_allocated(vm.proc.pid)
+    vm.send("go\n")
+    total1, free1 = balloon_meminfo(vm, "inflated")
+    # Without DEFLATE_ON_OOM each ballooned page leaves MemTotal (adjust_managed_page_count).
+    check(total0 - total1 == BALLOON_SIZE // 1024,
+          "MemTotal %d kB -> %d kB, expected %d kB less" % (total0, total1, BALLOON_SIZE // 1024))
+    check(free0 - free1 >= BALLOON_SIZE // 1024 * 3 // 4,
+          "MemFree %d kB -> %d kB with %d kB in the balloon" % (free0, free1,
+                                                               BALLOON_SIZE // 1024))
+    # The guest used its free memory before: most of what it gave back was host memory.
+    check(held0 - held1 >= BALLOON_SIZE // 2,
+          "the host still holds %d of %d MiB (%d MiB before)" %
+          (held1 >> 20, BALLOON_RAM >> 20, held0 >> 20))
+    # The statistics (stats-interval=1): the guest's view, in QEMU's guest-stats shape.
+    deadline = time.monotonic() + 30
+    while True:
+        stats = vm.qmp.ok("query-balloon")["guest-stats"]
+        if (stats["last-update"] > 0 and
+                stats["stats"]["stat-total-memory"] == total1 * 1024):
+            break
+        check(time.monotonic() < deadline, "guest-stats %r, MemTotal %d kB" % (stats, total1))
+        time.sleep(0.2)
+    check(0 < stats["stats"]["stat-free-memory"] < total1 * 1024 and
+          stats["stats"]["stat-available-memory"] > 0, "guest-stats %r" % stats)
+    # Deflate: all of it back.
+    vm.qmp.ok("balloon", {"value": BALLOON_RAM})
+    took_back = balloon_wait(vm, BALLOON_RAM)
+    vm.send("go\n")
+    total2, free2 = balloon_meminfo(vm, "deflated")
+    check(total2 == total0, "MemTotal %d kB after deflating, %d kB at first" % (total2, total0))
+    check(vm.wait_exit() == 0, "exit status %s" % vm.proc.returncode)
+    log("balloon: %d MiB in %.1f s (MemTotal %d -> %d kB, MemFree %d -> %d kB), host memfd "
+        "%d -> %d MiB; out again in %.1f s (MemTotal %d kB); guest-stats free %d MiB" %
+        (BALLOON_SIZE >> 20, took, total0, total1, free0, free1, held0 >> 20, held1 >> 20,
+         took_back, total2, stats["stats"]["stat-free-memory"] >> 20))
+
+
+# Fixed before LinuxVm starts vireo-vmm, like CONSOLE_SOCKETS.
+VSOCK_SOCKET = os.path.join(tempfile.gettempdir(), "vireo-vsock-%d.sock" % os.getpid())
+VSOCK_ECHO_BYTES = 1 << 20
+VSOCK_GUEST_BYTES = 524288      # vsock-echo's COUNT in init
+
+
+def mode_vsock(vm):
+    """Linux's virtio_vsock with tests/guest/vsock-echo.c, both ways through the hybrid sockets."""
+    import socket
+
+    def read_all(s, what):
+        chunks = []
+        while True:
+            check(vm.proc.poll() is None, "vireo-vmm exited reading %s" % what)
+            data = s.recv(65536)
+            if not data:
+                return b"".join(chunks)
+            chunks.append(data)
+
+    host_port_path = VSOCK_SOCKET + "_5000"
+    if os.path.exists(host_port_path):
+        os.unlink(host_port_path)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(host_port_path)
+    listener.listen(1)
+    listener.settimeout(vm.args.timeout)
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        report_boot(vm, "vsock")
+        vm.wait_line("VIREO-VSOCK: listening 1234")
+        # Host to guest: CONNECT, OK <port>, then an echo of 1 MiB.
+        conn.settimeout(vm.args.timeout)
+        conn.connect(VSOCK_SOCKET)
+        conn.sendall(b"CONNECT 1234\n")
+        line = b""
+        while not line.endswith(b"\n"):
+            byte = conn.recv(1)
+            check(byte, "host connection closed after %r (guest not listening?)" % line)
+            line += byte
+        m = re.match(rb"OK (\d+)\n$", line)
+        check(m and int(m.group(1)) >= 1 << 30, "acknowledgement %r" % line)
+        data = bytes((i * 7 + (i >> 10)) & 0xff for i in range(VSOCK_ECHO_BYTES))
+        start = time.monotonic()
+
+        def send():
+            conn.sendall(data)
+            conn.shutdown(socket.SHUT_WR)
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        echo = read_all(conn, "the echo")
+        sender.join(vm.args.timeout)
+        echo_time = time.monotonic() - start
+        check(echo == data, "echo of %d bytes came back as %d bytes%s" %
+              (len(data), len(echo), "" if len(echo) != len(data) else ", different"))
+        line = vm.wait_line("VIREO-VSOCK: echoed")
+        check(line.endswith(" %d" % len(data)), "guest reports %r" % line)
+        # Guest to host: PATH_5000, the guest's pattern, echoed back after its EOF.
+        peer, _ = listener.accept()
+        peer.settimeout(vm.args.timeout)
+        start = time.monotonic()
+        got = read_all(peer, "the guest's data")
+        expected = bytes((i * 131 + (i >> 11) + 7) & 0xff for i in range(VSOCK_GUEST_BYTES))
+        check(got == expected, "guest sent %d bytes, %s" %
+              (len(got), "different" if len(got) == len(expected) else "short"))
+        peer.sendall(got)
+        peer.close()
+        guest_time = time.monotonic() - start
+        line = vm.wait_line("VIREO-VSOCK: host echoed")
+        check(line.endswith(" %d" % VSOCK_GUEST_BYTES), "guest reports %r" % line)
+        vm.wait_text("VIREO-VSOCK: PASS")
+        vm.wait_text("VIREO-INIT: vsock=pass")
+        check(vm.wait_exit() == 0, "exit status %s" % vm.proc.returncode)
+    finally:
+        conn.close()
+        listener.close()
+        if os.path.exists(host_port_path):
+            os.unlink(host_port_path)
+    log("vsock: host -> guest port 1234 (OK %s) echoed %d KiB in %.1f s; guest -> host "
+        "port 5000 sent %d KiB and read them back in %.1f s" %
+        (m.group(1).decode(), VSOCK_ECHO_BYTES >> 10, echo_time, VSOCK_GUEST_BYTES >> 10,
+         guest_time))
+
+
+# vireo-vmm creates this tap (tap=NAME of a tap that does not exist) in the
+# test's namespace; mode_net then moves it into one of its own.
+NET_TAP = "vln%d" % os.getpid()
+
+# In the namespace: a TCP server answering one line, and a count of the frames
+# on the tap each way until the tap goes away with vireo-vmm.
+NET_SERVER = r"""
+import socket, sys, threading
+counts = {"in": 0, "out": 0}
+def count():
+    p = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+    p.bind((sys.argv[1], 0))
+    while True:
+        try:
+            addr = p.recvfrom(65536)[1]
+        except OSError:
+            return
+        counts["out" if addr[2] == socket.PACKET_OUTGOING else "in"] += 1
+counter = threading.Thread(target=count, daemon=True)
+counter.start()
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.0.2.2", 7777))
+s.listen(1)
+s.settimeout(600)
+c, peer = s.accept()
+c.settimeout(60)
+line = c.makefile().readline().strip()
+c.sendall(("ack:%s\n" % line).encode())
+c.close()
+print("tcp from %s: %s" % (peer[0], line), flush=True)
+counter.join(600)
+print("frames in=%d out=%d" % (counts["in"], counts["out"]), flush=True)
+"""
+
+
+def mode_net(vm):
+    """Linux's virtio_net: ping and a TCP exchange with the host side of a tap."""
+    ns = "vireo-lnet-%d" % os.getpid()
+    deadline = time.monotonic() + 20
+    while not os.path.exists("/sys/class/net/" + NET_TAP):
+        check(time.monotonic() < deadline and vm.proc.poll() is None,
+              "vireo-vmm made no tap %s" % NET_TAP)
+        time.sleep(0.05)
+    # The tap's fd stays vireo-vmm's; the interface goes where 10.0.2.2 harms nothing.
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    server = None
+    try:
+        for cmd in (["link", "set", NET_TAP, "netns", ns], ["-n", ns, "link", "set", "lo", "up"],
+                    ["-n", ns, "link", "set", NET_TAP, "up"],
+                    ["-n", ns, "addr", "add", "10.0.2.2/24", "dev", NET_TAP]):
+            subprocess.run(["ip"] + cmd, check=True)
+        server = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", NET_SERVER,
+                                   NET_TAP], stdout=subprocess.PIPE, text=True)
+        report_boot(vm, "net")
+        up = vm.wait_line("VIREO-INIT: net-up: ")
+        line = vm.wait_line("VIREO-INIT: net: ")
+        m = re.search(r"ping=(\d+)/3 tcp=(\S+)", line)
+        check(m and m.group(1) == "3" and m.group(2) == "ack:vireo-tcp",
+              "guest reports %r, expected ping=3/3 tcp=ack:vireo-tcp" % line)
+        check(vm.wait_exit() == 0, "exit status %s" % vm.proc.returncode)
+        heard = server.communicate(timeout=30)[0]
+        check("tcp from 10.0.2.15: vireo-tcp" in heard, "server heard %r" % heard)
+        m = re.search(r"frames in=(\d+) out=(\d+)", heard)
+        # ARP, at least 4 echo requests, the TCP handshake, data and close each way.
+        check(m and int(m.group(1)) >= 8 and int(m.group(2)) >= 8,
+              "host side counted %r" % (m.group(0) if m else heard))
+        log("net: %s; 3/3 pings, TCP line echoed; the host side counted %s frames from the "
+            "guest, %s to it" % (up.split(": ", 1)[1], m.group(1), m.group(2)))
+    finally:
+        if server and server.poll() is None:
+            server.kill()
+            server.wait()
+        subprocess.run(["ip", "netns", "del", ns])
+
+
 MODES = {
     "poweroff": ("poweroff", mode_poweroff, "vmlinux", []),
     "bzimage": ("poweroff", mode_poweroff, "bzImage", []),
@@ -244,6 +555,13 @@ MODES = {
     "powerdown": ("powerdown", mode_powerdown, "vmlinux", []),
     "shell": ("shell", mode_shell, "vmlinux", []),
     "rng": ("rng", mode_rng, "vmlinux", ["--device", "virtio-rng"]),
+    "console": ("console", mode_console, "vmlinux",
+                ["--device", "virtio-console,socket0=%s-hvc0.sock" % CONSOLE_SOCKETS,
+                 "--channel", "name=%s,socket=%s-qga.sock" % (CONSOLE_PORT_NAME,
+                                                             CONSOLE_SOCKETS)]),
+    "balloon": ("balloon", mode_balloon, "vmlinux", ["--balloon=stats-interval=1"]),
+    "vsock": ("vsock", mode_vsock, "vmlinux", ["--vsock", "cid=3,socket=" + VSOCK_SOCKET]),
+    "net": ("net", mode_net, "vmlinux", ["--net", "tap=" + NET_TAP]),
 }
 
 

@@ -130,12 +130,34 @@ static void test_memory_units(void **unused)
     assert_false(vmm_parse_memory("99999999999999999999", &b, NULL));
 }
 
+/* --balloon and --vsock spell --device virtio-balloon and virtio-vsock, as --rng does. */
+static void test_balloon_vsock(void **unused)
+{
+    g_autoptr(VmmOptions) o = parse(NULL, "--kernel", "k", "--balloon",
+                                    "--balloon=deflate-on-oom=on", "--vsock",
+                                    "cid=3,socket=/tmp/v.sock", NULL);
+    const MachineDeviceSpec *d;
+
+    assert_non_null(o);
+    assert_int_equal(o->machine->devices->len, 3);
+    d = g_ptr_array_index(o->machine->devices, 0);
+    assert_string_equal(d->type, "virtio-balloon");
+    assert_null(d->options);
+    d = g_ptr_array_index(o->machine->devices, 1);
+    assert_string_equal(d->options, "deflate-on-oom=on");
+    d = g_ptr_array_index(o->machine->devices, 2);
+    assert_string_equal(d->type, "virtio-vsock");
+    assert_string_equal(d->options, "cid=3,socket=/tmp/v.sock");
+    expect_error("needs a value", "--kernel", "k", "--vsock", NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_devices),
+        cmocka_unit_test(test_balloon_vsock),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_memory_units),
     };

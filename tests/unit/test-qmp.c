@@ -126,6 +126,12 @@ const char *machine_name(const Machine *m)
     return "fake\xc3\xa9";
 }
 
+/* No devices: balloon and query-balloon answer DeviceNotActive. */
+Device *machine_find_device(Machine *m, const char *type_name)
+{
+    return NULL;
+}
+
 /* --- fixture: loop thread, server, fake commands --- */
 
 typedef struct Fixture {
@@ -708,7 +714,18 @@ static void test_errors(void **state)
             "{\"name\": \"cont\"}, {\"name\": \"system_powerdown\"}, "
             "{\"name\": \"system_reset\"}, {\"name\": \"quit\"}, "
             "{\"name\": \"query-cpus-fast\"}, {\"name\": \"query-version\"}, "
-            "{\"name\": \"query-name\"}]}");
+            "{\"name\": \"query-name\"}, {\"name\": \"balloon\"}, "
+            "{\"name\": \"query-balloon\"}]}");
+    /* QEMU's words without a balloon; a size is checked first. */
+    tc_call(c, "{\"execute\": \"query-balloon\"}",
+            "{\"error\": {\"class\": \"DeviceNotActive\", "
+            "\"desc\": \"No balloon device has been activated\"}}");
+    tc_call(c, "{\"execute\": \"balloon\", \"arguments\": {\"value\": 1048576}}",
+            "{\"error\": {\"class\": \"DeviceNotActive\", "
+            "\"desc\": \"No balloon device has been activated\"}}");
+    tc_call(c, "{\"execute\": \"balloon\", \"arguments\": {\"value\": 0}}",
+            "{\"error\": {\"class\": \"GenericError\", "
+            "\"desc\": \"Parameter 'target' expects a size\"}}");
 }
 
 /* Requests split anywhere, or several in one write, are answered in order. */
