@@ -757,6 +757,44 @@ def t_socket_activation(ctx):
     del t0
 
 
+def t_vireo_matches_virsh(ctx):
+    """Our vireo and Debian's virsh print the same against vireod."""
+    d = ctx.daemon()
+    env = dict(os.environ, LC_ALL='C')
+    xml = ctx.write('pb.xml', domain_xml('pb', ctx.guest('powerbutton')))
+
+    def run(tool, argv):
+        r = subprocess.run([tool, '-c', d.uri] + argv, capture_output=True, text=True,
+                           timeout=60, env=env)
+        return r.returncode, r.stdout, r.stderr.replace('virsh', 'vireo')
+
+    def same(argv, undo=None):
+        want = run(VIRSH, argv)
+        if undo:
+            run(VIRSH, undo)
+        got = run(ctx.args.vireo, argv)
+        check(got == want, 'vireo %s: %r, virsh: %r' % (' '.join(argv), got, want))
+
+    same(['define', xml], undo=['undefine', 'pb'])
+    for argv in (['list', '--all'], ['list', '--all', '--name'], ['list', '--uuid', '--all'],
+                 ['dominfo', 'pb'], ['domstate', '--reason', 'pb'], ['dumpxml', 'pb'],
+                 ['domid', 'pb'], ['domuuid', 'pb'], ['vcpucount', 'pb'], ['uri'],
+                 ['hostname'], ['nodeinfo'], ['dominfo', 'nosuch'], ['start', 'nosuch']):
+        same(argv)
+    same(['start', 'pb'], undo=['destroy', 'pb'])
+    for argv in (['list'], ['dominfo', 'pb'], ['domstate', '--reason', 'pb'],
+                 ['dumpxml', 'pb'], ['dumpxml', '--inactive', 'pb'], ['domid', 'pb'],
+                 ['start', 'pb']):
+        same(argv)
+    same(['suspend', 'pb'], undo=['resume', 'pb'])
+    same(['resume', 'pb'], undo=['suspend', 'pb'])
+    same(['domstate', '--reason', 'pb'])
+    same(['destroy', 'pb'], undo=['start', 'pb'])
+    same(['undefine', 'pb'], undo=['define', xml])
+    same(['list', '--all'])
+    check(vmm_pids(ctx.root) == [], 'vireo-vmm left running')
+
+
 TESTS = [
     ('connection', t_connection),
     ('lifecycle-virsh', t_lifecycle_virsh),
@@ -764,6 +802,7 @@ TESTS = [
     ('transient', t_transient),
     ('bad-input', t_bad_input),
     ('python', t_python),
+    ('vireo-matches-virsh', t_vireo_matches_virsh),
     ('concurrency', t_concurrency),
     ('disconnect', t_disconnect),
     ('kill9', t_kill9),
@@ -809,6 +848,7 @@ def main():
     ap.add_argument('--vireod', required=True)
     ap.add_argument('--vmm', required=True)
     ap.add_argument('--guests', required=True)
+    ap.add_argument('--vireo', required=True, help='our CLI, compared with virsh')
     ap.add_argument('--only', default='')
     ap.add_argument('--keep', action='store_true', help='keep the temporary roots')
     args = ap.parse_args()
