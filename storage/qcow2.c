@@ -422,6 +422,9 @@ int qcow2_flush_locked(Qcow2State *q)
     if (q->pending_free->len) {
         /* The references are gone on disk: the decrements are safe now. */
         ret = qcow2_refcount_process_pending(q);
+        /* The decrements must reach the file too, or the last flush before close leaks. */
+        if (ret == 0 && !q->lazy)
+            ret = qcow2_cache_flush(q->rc_cache);
     }
     return ret;
 }
