@@ -43,6 +43,9 @@ const char vmm_usage[] =
     "  --net tap=NAME|fd=N|fds=N:M..[,mac=MAC][,queues=N]\n"
     "                     virtio network card on a tap (or open tap/socket fds), as\n"
     "                     --device virtio-net,OPTS (repeatable)\n"
+    "  --disk path=FILE[,format=raw|qcow2][,readonly=on][,serial=S][,queues=N]\n"
+    "                     virtio disk on a raw or qcow2 image (format probed when\n"
+    "                     not given), as --device virtio-blk,OPTS (repeatable)\n"
     "  --name NAME        name of the VM (query-name, thread names)\n"
     "  --debug-exit       isa-debug-exit device at port 0x501: a write of V ends\n"
     "                     vireo-vmm with status (V << 1) | 1\n"
@@ -74,6 +77,7 @@ enum {
     OPT_BALLOON,
     OPT_VSOCK,
     OPT_NET,
+    OPT_DISK,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -96,6 +100,7 @@ static const struct option long_options[] = {
     { "balloon", optional_argument, NULL, OPT_BALLOON },
     { "vsock", required_argument, NULL, OPT_VSOCK },
     { "net", required_argument, NULL, OPT_NET },
+    { "disk", required_argument, NULL, OPT_DISK },
     { "help", no_argument, NULL, OPT_HELP },
     { "version", no_argument, NULL, OPT_VERSION },
     { NULL, 0, NULL, 0 },
@@ -352,6 +357,9 @@ VmmOptions *vmm_options_parse(int argc, char **argv, GError **error)
             break;
         case OPT_NET:
             machine_config_add_device(opts->machine, "virtio-net", NULL, optarg);
+            break;
+        case OPT_DISK:
+            machine_config_add_device(opts->machine, "virtio-blk", NULL, optarg);
             break;
         case 'S':
             opts->machine->start_paused = TRUE;

@@ -371,6 +371,8 @@ gboolean virtio_device_save(VirtioDevice *vdev, StateWriter *w, GError **error)
                     "%s: this virtio device cannot migrate", vdev->id);
         return FALSE;
     }
+    if (vdev->ops->drain)
+        vdev->ops->drain(vdev);
     state_write_u8(w, "virtio-status", vdev->status);
     state_write_u8(w, "virtio-generation", vdev->config_generation);
     state_write_u8(w, "virtio-config-changed", vdev->config_changed);

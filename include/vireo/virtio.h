@@ -112,6 +112,17 @@ typedef struct VirtioDeviceOps {
      */
     void (*reset)(VirtioDevice *vdev);
     /*
+     * Finishes what the device holds in flight (I/O it submitted to a
+     * backend), so that every popped element is pushed before the queues
+     * are saved. Runs first in virtio_device_save(), vCPUs stopped, lock
+     * held; may wait for the backend. It must not send used buffer
+     * notifications (the interrupt controller is already saved): the
+     * device sends them later from the loop, and the destination's
+     * catch-up kick sends them there. Optional: for devices that hold
+     * nothing between passes of the loop.
+     */
+    void (*drain)(VirtioDevice *vdev);
+    /*
      * The device's own fields inside the transport's state section (no
      * section of its own). save runs with vCPUs stopped and no element in
      * flight, and also at the start of every load (the transport puts

@@ -179,6 +179,13 @@ def bench_net(args):
                                                  "net.py"), "--build", args.build])
 
 
+def bench_blk(args):
+    # virtio-blk: requests/s and host CPU per request at depth 32, against fio (tests/bench/blk.py).
+    print(flush=True)
+    subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                 "blk.py"), "--build", args.build])
+
+
 def bench_daemon(args):
     # vireod: idle RSS, 1000 defines + list, virsh start -> first serial byte
     # (tests/daemon/bench_daemon.py; needs python3-libvirt, hence Debian's python3).
@@ -214,6 +221,7 @@ def main():
     bench_size(args)
     bench_linux(args)
     bench_net(args)
+    bench_blk(args)
     bench_daemon(args)
     return 0
 

@@ -151,9 +151,31 @@ static void test_balloon_vsock(void **unused)
     expect_error("needs a value", "--kernel", "k", "--vsock", NULL);
 }
 
+/* --disk spells --device virtio-blk; disks keep their order among the other devices. */
+static void test_disk(void **unused)
+{
+    g_autoptr(VmmOptions) o = parse(NULL, "--kernel", "k", "--disk", "path=/a.img", "--rng",
+                                    "--disk", "path=/b.qcow2,format=qcow2,readonly=on,queues=2",
+                                    NULL);
+    const MachineDeviceSpec *d;
+
+    assert_non_null(o);
+    assert_int_equal(o->machine->devices->len, 3);
+    d = g_ptr_array_index(o->machine->devices, 0);
+    assert_string_equal(d->type, "virtio-blk");
+    assert_string_equal(d->options, "path=/a.img");
+    d = g_ptr_array_index(o->machine->devices, 1);
+    assert_string_equal(d->type, "virtio-rng");
+    d = g_ptr_array_index(o->machine->devices, 2);
+    assert_string_equal(d->type, "virtio-blk");
+    assert_string_equal(d->options, "path=/b.qcow2,format=qcow2,readonly=on,queues=2");
+    expect_error("needs a value", "--kernel", "k", "--disk", NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_disk),
         cmocka_unit_test(test_full),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_devices),
