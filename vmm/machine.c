@@ -104,6 +104,9 @@ const char *run_state_name(RunState state)
     case RUN_STATE_PAUSED: return "paused";
     case RUN_STATE_SHUTDOWN: return "shutdown";
     case RUN_STATE_INTERNAL_ERROR: return "internal-error";
+    case RUN_STATE_INMIGRATE: return "inmigrate";
+    case RUN_STATE_FINISH_MIGRATE: return "finish-migrate";
+    case RUN_STATE_POSTMIGRATE: return "postmigrate";
     }
     return "unknown";
 }
@@ -193,6 +196,16 @@ Bus *machine_mmio_bus(Machine *m)
 const GuestMemory *machine_memory(const Machine *m)
 {
     return &m->ram->mem;
+}
+
+int machine_vm_fd(const Machine *m)
+{
+    return m->vm_fd;
+}
+
+int machine_ram_fd(const Machine *m)
+{
+    return m->ram->memfd;
 }
 
 unsigned machine_kvm_fds(const Machine *m, int *fds, unsigned max)
@@ -658,7 +671,8 @@ static gboolean load_boot(Machine *m, GError **error)
 
 gboolean machine_start(Machine *m, GError **error)
 {
-    if (!load_boot(m, error))
+    /* An incoming machine gets RAM and registers from the stream. */
+    if (!m->cfg->incoming && !load_boot(m, error))
         return FALSE;
     g_mutex_lock(&m->run_lock);
     for (unsigned i = 0; i < m->nr_vcpus; i++) {
@@ -678,7 +692,9 @@ gboolean machine_start(Machine *m, GError **error)
         }
     }
     g_mutex_unlock(&m->run_lock);
-    if (!m->cfg->start_paused) {
+    if (m->cfg->incoming) {
+        m->state = RUN_STATE_INMIGRATE;
+    } else if (!m->cfg->start_paused) {
         m->state = RUN_STATE_RUNNING;
         resume_vcpus(m);
     }
@@ -815,7 +831,7 @@ gboolean machine_load_state(Machine *m, StateReader *r, GError **error)
     uint32_t version, cpus;
     uint64_t memory, clock;
 
-    if (m->state != RUN_STATE_PRELAUNCH) {
+    if (m->state != RUN_STATE_PRELAUNCH && m->state != RUN_STATE_INMIGRATE) {
         g_set_error(error, VIREO_ERROR, VIREO_ERROR_FAILED,
                     "state can only be loaded into a machine that has not run");
         return FALSE;
@@ -870,7 +886,13 @@ gboolean machine_cont(Machine *m, GError **error)
 {
     if (m->state == RUN_STATE_RUNNING)
         return TRUE;
-    if (m->state != RUN_STATE_PAUSED && m->state != RUN_STATE_PRELAUNCH) {
+    if (m->state == RUN_STATE_INMIGRATE || m->state == RUN_STATE_FINISH_MIGRATE) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_FAILED,
+                    "a migration is in progress; the guest cannot be resumed now");
+        return FALSE;
+    }
+    if (m->state != RUN_STATE_PAUSED && m->state != RUN_STATE_PRELAUNCH &&
+        m->state != RUN_STATE_POSTMIGRATE) {
         g_set_error(error, VIREO_ERROR, VIREO_ERROR_FAILED,
                     "the guest has %s; it cannot be resumed",
                     m->state == RUN_STATE_SHUTDOWN ? "shut down" : "crashed");
@@ -885,6 +907,30 @@ gboolean machine_cont(Machine *m, GError **error)
     resume_vcpus(m);
     emit(m, MACHINE_EVENT_RESUME, FALSE, NULL);
     return TRUE;
+}
+
+gboolean machine_check_migratable(Machine *m, GError **error)
+{
+    for (guint i = 0; i < m->devices->len; i++) {
+        Device *dev = g_ptr_array_index(m->devices, i);
+
+        if (!dev->type->ops->save) {
+            g_set_error(error, VIREO_ERROR, VIREO_ERROR_UNSUPPORTED,
+                        "device '%s' (%s) cannot save its state, so the VM cannot migrate",
+                        dev->id, dev->type->name);
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+void machine_set_migration_state(Machine *m, RunState state)
+{
+    g_assert((m->state == RUN_STATE_PAUSED && state == RUN_STATE_FINISH_MIGRATE) ||
+             (m->state == RUN_STATE_FINISH_MIGRATE && state == RUN_STATE_POSTMIGRATE) ||
+             (m->state == RUN_STATE_FINISH_MIGRATE && state == RUN_STATE_PAUSED) ||
+             (m->state == RUN_STATE_INMIGRATE && state == RUN_STATE_PAUSED));
+    m->state = state;
 }
 
 void machine_powerdown(Machine *m)

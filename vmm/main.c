@@ -9,6 +9,7 @@
 #include "vireo/layout.h"
 #include "vireo/loop.h"
 #include "vireo/machine.h"
+#include "vireo/migrate.h"
 #include "vireo/options.h"
 #include "vireo/qmp-commands.h"
 #include "vireo/qmp.h"
@@ -63,6 +64,7 @@ static int run(VmmOptions *opts)
     g_autoptr(GError) err = NULL;
     g_autoptr(Loop) loop = NULL;
     g_autoptr(Machine) machine = NULL;
+    Migrate *migrate = NULL;
     LoopSource *sig_src = NULL;
     QmpServer *qmp = NULL;
     Vmm vmm = { .signal_fd = -1 };
@@ -79,15 +81,20 @@ static int run(VmmOptions *opts)
     if (!machine)
         goto out;
     vmm.machine = machine;
+    migrate = migrate_new(machine, loop);
     /* Before the start, so clients can connect to a VM waiting in -S. */
     if (opts->qmp) {
         qmp = qmp_server_new(opts->qmp, loop, &err);
         if (!qmp)
             goto out;
         qmp_commands_register(qmp, machine);
+        migrate_qmp_register(migrate, qmp);
     }
     sig_src = loop_add_fd(loop, vmm.signal_fd, EPOLLIN, on_signal, &vmm, &err);
     if (!sig_src || !machine_start(machine, &err))
+        goto out;
+    if (opts->incoming &&
+        !migrate_incoming(migrate, opts->incoming, !opts->machine->start_paused, &err))
         goto out;
     status = loop_run(loop);
 
@@ -98,6 +105,8 @@ out:
     /* The reply to "quit" and the SHUTDOWN event must reach the clients. */
     if (qmp)
         qmp_server_flush(qmp, 1000);
+    /* Its threads may still use the machine. */
+    g_clear_pointer(&migrate, migrate_free);
     if (machine) {
         int fds[LAYOUT_MAX_CPUS + 2];
         teardown_detach(fds, machine_kvm_fds(machine, fds, G_N_ELEMENTS(fds)));

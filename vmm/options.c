@@ -32,6 +32,9 @@ const char vmm_usage[] =
     "                     one virtio-console device: an earlier --device\n"
     "                     virtio-console if there is one)\n"
     "  --qmp unix:PATH    QMP control socket (QEMU's QMP protocol)\n"
+    "  --incoming URI     wait for a migration stream instead of booting: unix:PATH,\n"
+    "                     tcp:HOST:PORT, fd:N, file:PATH, or defer (QMP\n"
+    "                     migrate-incoming gives the URI)\n"
     "  --device TYPE[,id=ID][,key=value...]\n"
     "                     add a device (repeatable; PCI devices take slots 1, 2, ...\n"
     "                     in the order given); --device help lists the types\n"
@@ -69,6 +72,7 @@ enum {
     OPT_CONSOLE,
     OPT_CHANNEL,
     OPT_QMP,
+    OPT_INCOMING,
     OPT_NAME,
     OPT_DEVICE,
     OPT_DEBUG_EXIT,
@@ -92,6 +96,7 @@ static const struct option long_options[] = {
     { "console", required_argument, NULL, OPT_CONSOLE },
     { "channel", required_argument, NULL, OPT_CHANNEL },
     { "qmp", required_argument, NULL, OPT_QMP },
+    { "incoming", required_argument, NULL, OPT_INCOMING },
     { "name", required_argument, NULL, OPT_NAME },
     { "device", required_argument, NULL, OPT_DEVICE },
     { "debug-exit", no_argument, NULL, OPT_DEBUG_EXIT },
@@ -112,6 +117,7 @@ void vmm_options_free(VmmOptions *opts)
         return;
     machine_config_free(opts->machine);
     g_free(opts->qmp);
+    g_free(opts->incoming);
     g_free(opts);
 }
 
@@ -330,6 +336,10 @@ VmmOptions *vmm_options_parse(int argc, char **argv, GError **error)
             break;
         case OPT_QMP:
             set_string(&opts->qmp, optarg);
+            break;
+        case OPT_INCOMING:
+            set_string(&opts->incoming, optarg);
+            opts->machine->incoming = TRUE;
             break;
         case OPT_NAME:
             set_string(&opts->machine->name, optarg);

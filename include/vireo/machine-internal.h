@@ -16,6 +16,9 @@ const Kvm *machine_kvm(const Machine *m);
 Bus *machine_pio_bus(Machine *m);
 Bus *machine_mmio_bus(Machine *m);
 const GuestMemory *machine_memory(const Machine *m);
+/* For migration's dirty logging and RAM walk (vmm/migrate.c). */
+int machine_vm_fd(const Machine *m);
+int machine_ram_fd(const Machine *m);
 
 /*
  * vCPU thread side of the run control. vcpu_wait_runnable() parks the

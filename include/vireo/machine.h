@@ -41,6 +41,7 @@ typedef struct MachineConfig {
     gboolean debug_exit;
     gboolean no_reboot;
     gboolean start_paused;      /* -S: wait for "cont" */
+    gboolean incoming;          /* --incoming: no boot; state comes from a migration */
     GPtrArray *devices;         /* MachineDeviceSpec*, in slot order */
 } MachineConfig;
 
@@ -57,6 +58,9 @@ typedef enum {
     RUN_STATE_PAUSED,           /* stopped by a "stop" */
     RUN_STATE_SHUTDOWN,         /* guest or host ended it; about to exit */
     RUN_STATE_INTERNAL_ERROR,   /* a vCPU hit something fatal */
+    RUN_STATE_INMIGRATE,        /* --incoming: waiting for the migration stream */
+    RUN_STATE_FINISH_MIGRATE,   /* stopped by a migration, sending the rest */
+    RUN_STATE_POSTMIGRATE,      /* migrated away; stays stopped ("cont" allowed) */
 } RunState;
 
 const char *run_state_name(RunState state);
@@ -106,6 +110,16 @@ void machine_quit(Machine *m, const char *reason);
  */
 gboolean machine_save_state(Machine *m, StateWriter *w, GError **error);
 gboolean machine_load_state(Machine *m, StateReader *r, GError **error);
+
+/*
+ * Run state changes made by migration (vmm/migrate.c), loop thread:
+ * PAUSED -> FINISH_MIGRATE -> POSTMIGRATE on success; FINISH_MIGRATE or
+ * INMIGRATE -> PAUSED otherwise (then "cont" if it was running). Any other
+ * change is a bug.
+ */
+void machine_set_migration_state(Machine *m, RunState state);
+/* Fails, naming the first device that cannot save its state, if there is one. */
+gboolean machine_check_migratable(Machine *m, GError **error);
 
 /* The KVM fds (/dev/kvm, VM, vCPUs) into @fds (at most @max); returns the count. */
 unsigned machine_kvm_fds(const Machine *m, int *fds, unsigned max);

@@ -10,6 +10,7 @@
 typedef struct VmmOptions {
     MachineConfig *machine;
     char *qmp;                  /* "unix:PATH" or NULL */
+    char *incoming;             /* --incoming URI ("defer" included) or NULL */
     gboolean help;
     gboolean list_devices;      /* --device help */
     gboolean version;

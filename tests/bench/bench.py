@@ -179,6 +179,13 @@ def bench_net(args):
                                                  "net.py"), "--build", args.build])
 
 
+def bench_migrate(args):
+    # Live migration and save/restore of an idle 1 GiB guest (tests/bench/migrate.py).
+    print(flush=True)
+    subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                 "migrate.py"), "--build", args.build])
+
+
 def bench_blk(args):
     # virtio-blk: requests/s and host CPU per request at depth 32, against fio (tests/bench/blk.py).
     print(flush=True)
@@ -222,6 +229,7 @@ def main():
     bench_linux(args)
     bench_net(args)
     bench_blk(args)
+    bench_migrate(args)
     bench_daemon(args)
     return 0
 

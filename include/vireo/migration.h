@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Live migration, both ends, independent of the machine: the source runs
+ * pre-copy (all RAM, then dirty pages until the predicted downtime fits
+ * the limit, then stop, the rest, the machine state, END, wait for the
+ * ack), the destination reads the stream into RAM and hands the state
+ * over. What is machine-specific (dirty logging, stopping the vCPUs,
+ * saving and loading device state) comes through ops tables from vmm/.
+ *
+ * Threads: each end runs its own thread, so neither the event loop nor the
+ * vCPUs wait for the network. The ops are called on that thread; they
+ * must not block on the event loop while it may be waiting for them (see
+ * vmm/migrate.c for how stop_and_save does it). The other functions are
+ * for the thread that owns the object (the event loop).
+ */
+#ifndef VIREO_MIGRATION_H
+#define VIREO_MIGRATION_H
+
+#include <glib.h>
+#include <stdint.h>
+
+#include "vireo/migration-channel.h"
+
+/* QEMU's MigrationStatus names, as query-migrate and MIGRATION report them. */
+typedef enum {
+    MIG_STATUS_NONE,
+    MIG_STATUS_SETUP,
+    MIG_STATUS_ACTIVE,
+    MIG_STATUS_DEVICE,          /* vCPUs stopped, sending the rest */
+    MIG_STATUS_COMPLETED,
+    MIG_STATUS_FAILED,
+    MIG_STATUS_CANCELLING,
+    MIG_STATUS_CANCELLED,
+} MigStatus;
+
+const char *mig_status_name(MigStatus status);
+
+typedef struct MigParams {
+    int64_t downtime_limit_ms;  /* QEMU's downtime-limit */
+    int64_t max_bandwidth;      /* bytes per second, 0 = no limit */
+    int64_t multifd_channels;   /* accepted and reported; one channel is used */
+    int zstd_level;             /* 0: no compression (multifd-compression none) */
+} MigParams;
+
+#define MIG_DEFAULT_DOWNTIME_LIMIT_MS 50
+#define MIG_DEFAULT_MAX_BANDWIDTH (128 * 1024 * 1024)
+#define MIG_DEFAULT_MULTIFD_CHANNELS 2
+#define MIG_DEFAULT_ZSTD_LEVEL 1
+
+/* Guest RAM: one mapping of the memfd (offsets in the stream are memfd offsets). */
+typedef struct MigRam {
+    uint8_t *base;
+    uint64_t size;
+    int memfd;                  /* for SEEK_DATA: holes are never read */
+} MigRam;
+
+/* What query-migrate reports. Times in ms, rates in pages/s. */
+typedef struct MigInfo {
+    MigStatus status;
+    int64_t total_time;
+    int64_t setup_time;
+    int64_t downtime;
+    int64_t expected_downtime;
+    uint64_t ram_total;
+    uint64_t ram_transferred;   /* bytes on the wire */
+    uint64_t ram_remaining;
+    uint64_t ram_normal;        /* pages sent with data */
+    uint64_t ram_duplicate;     /* zero pages */
+    uint64_t dirty_pages_rate;
+    uint64_t dirty_sync_count;
+    double mbps;
+    char *error_desc;           /* FAILED: why (owned) */
+} MigInfo;
+
+void mig_info_clear(MigInfo *info);
+
+/* --- source --- */
+
+typedef struct MigSourceOps {
+    gboolean (*log_start)(void *opaque, gboolean on, GError **error);
+    /* ORs pages dirtied since the last call into @bitmap (a bit per page of RAM). */
+    gboolean (*log_sync)(void *opaque, unsigned long *bitmap, GError **error);
+    /* Stops the vCPUs and returns the machine state; *@was_running for the resume. */
+    GBytes *(*stop_and_save)(void *opaque, gboolean *was_running, GError **error);
+    /* Status changes (for MIGRATION events), in order. */
+    void (*status_changed)(void *opaque, MigStatus status);
+    /* The thread's last call: COMPLETED, FAILED (with @err) or CANCELLED. */
+    void (*finished)(void *opaque, MigStatus status, const GError *err);
+} MigSourceOps;
+
+typedef struct MigSource MigSource;
+
+/* Starts the migration thread: connects to @uri (owned afterwards) and sends. */
+MigSource *mig_source_start(const MigParams *params, const MigRam *ram, MigUri *uri,
+                            const MigSourceOps *ops, void *opaque);
+/* Asks the thread to stop; returns at once (status CANCELLING, then CANCELLED). */
+void mig_source_cancel(MigSource *src);
+void mig_source_get_info(MigSource *src, MigInfo *info);
+/* Joins the thread (cancel first to make that quick). */
+void mig_source_free(MigSource *src);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MigSource, mig_source_free)
+
+/* --- destination --- */
+
+typedef struct MigDestOps {
+    /* Loads the machine state (RAM is complete by then). */
+    gboolean (*load_state)(void *opaque, const uint8_t *data, size_t len, GError **error);
+    void (*status_changed)(void *opaque, MigStatus status);
+    /*
+     * Last call: @err NULL once the stream was read, checked and acked;
+     * @was_running tells whether the source was running.
+     */
+    void (*finished)(void *opaque, gboolean was_running, const GError *err);
+} MigDestOps;
+
+typedef struct MigDest MigDest;
+
+/*
+ * Starts the receiving thread on @fd (owned): a listening socket when
+ * @needs_accept, else the stream itself. @ram starts all zero.
+ */
+MigDest *mig_dest_start(const MigRam *ram, int fd, gboolean needs_accept, const MigDestOps *ops,
+                        void *opaque);
+void mig_dest_get_info(MigDest *dst, MigInfo *info);
+/* Unblocks the thread if it still waits and joins it. */
+void mig_dest_free(MigDest *dst);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MigDest, mig_dest_free)
+
+#define MIG_ACK_BYTE 'A'
+
+#endif

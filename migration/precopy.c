@@ -1,0 +1,435 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The source side of pre-copy migration, on its own thread: all RAM once
+ * (holes of the memfd skipped: they are zero and the destination's RAM
+ * starts zero), then the pages dirtied meanwhile, pass after pass, until
+ * sending what is left is predicted to take less than the downtime limit;
+ * then stop the VM, send the rest and the machine state, END, and wait for
+ * the destination's ack. Only then is the migration complete.
+ */
+#include <errno.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vireo/migration-ram.h"
+#include "vireo/migration.h"
+#include "vireo/util.h"
+
+#define BITS_PER_LONG (8 * sizeof(unsigned long))
+#define RATE_WINDOW_NS (100 * 1000 * 1000)
+#define ACK_TIMEOUT_MS 30000
+
+struct MigSource {
+    MigParams params;
+    MigRam ram;
+    MigUri *uri;
+    const MigSourceOps *ops;
+    void *opaque;
+    GThread *thread;
+    gint cancel;                /* atomic */
+    int fd;                     /* under lock: -1 until connected */
+    unsigned long *dirty;       /* thread only */
+    uint64_t nr_pages;
+    MigStream *stream;          /* thread only */
+    MigRamEncoder *enc;
+    MigRamStats ram_stats;
+    int64_t rate_start;         /* bandwidth limit window */
+    uint64_t rate_bytes;
+
+    GMutex lock;                /* protects info */
+    MigInfo info;
+    int64_t start_ns;
+};
+
+const char *mig_status_name(MigStatus status)
+{
+    switch (status) {
+    case MIG_STATUS_NONE: return "none";
+    case MIG_STATUS_SETUP: return "setup";
+    case MIG_STATUS_ACTIVE: return "active";
+    case MIG_STATUS_DEVICE: return "device";
+    case MIG_STATUS_COMPLETED: return "completed";
+    case MIG_STATUS_FAILED: return "failed";
+    case MIG_STATUS_CANCELLING: return "cancelling";
+    case MIG_STATUS_CANCELLED: return "cancelled";
+    }
+    return "unknown";
+}
+
+void mig_info_clear(MigInfo *info)
+{
+    g_free(info->error_desc);
+    memset(info, 0, sizeof(*info));
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static gboolean cancelled(MigSource *src, GError **error)
+{
+    if (!g_atomic_int_get(&src->cancel))
+        return FALSE;
+    g_set_error(error, VIREO_ERROR, VIREO_ERROR_FAILED, "migration cancelled");
+    return TRUE;
+}
+
+static void set_status(MigSource *src, MigStatus status)
+{
+    g_mutex_lock(&src->lock);
+    /* A cancel wins over later progress reports. */
+    if (src->info.status == MIG_STATUS_CANCELLING && status != MIG_STATUS_CANCELLED &&
+        status != MIG_STATUS_FAILED) {
+        g_mutex_unlock(&src->lock);
+        return;
+    }
+    src->info.status = status;
+    g_mutex_unlock(&src->lock);
+    src->ops->status_changed(src->opaque, status);
+}
+
+static void update_progress(MigSource *src, uint64_t remaining_pages)
+{
+    g_mutex_lock(&src->lock);
+    src->info.ram_transferred = src->stream ? mig_stream_get_bytes(src->stream) : 0;
+    src->info.ram_remaining = remaining_pages * MIG_PAGE_SIZE;
+    src->info.ram_normal = src->ram_stats.pages;
+    src->info.ram_duplicate = src->ram_stats.zero_pages;
+    g_mutex_unlock(&src->lock);
+}
+
+/* Sleeps as long as the bytes sent in this window exceed max-bandwidth. */
+static void throttle(MigSource *src)
+{
+    int64_t now = now_ns(), elapsed;
+    uint64_t bytes = mig_stream_get_bytes(src->stream);
+    uint64_t allowed;
+
+    if (src->params.max_bandwidth <= 0)
+        return;
+    elapsed = now - src->rate_start;
+    if (elapsed >= RATE_WINDOW_NS) {
+        src->rate_start = now;
+        src->rate_bytes = bytes;
+        return;
+    }
+    allowed = (uint64_t)src->params.max_bandwidth * elapsed / 1000000000;
+    if (bytes - src->rate_bytes > allowed) {
+        uint64_t need_ns = (bytes - src->rate_bytes) * 1000000000 /
+                           (uint64_t)src->params.max_bandwidth;
+        if (need_ns > (uint64_t)elapsed)
+            g_usleep(MIN(need_ns - elapsed, RATE_WINDOW_NS) / 1000);
+    }
+}
+
+static gboolean send_pages(MigSource *src, uint64_t first, uint64_t n, GError **error)
+{
+    if (cancelled(src, error))
+        return FALSE;
+    if (!mig_ram_send(src->enc, src->stream, first * MIG_PAGE_SIZE,
+                      src->ram.base + first * MIG_PAGE_SIZE, n, &src->ram_stats, error))
+        return FALSE;
+    throttle(src);
+    return TRUE;
+}
+
+/* First pass: every page with data. Holes of the memfd are zero: skip them unread. */
+static gboolean send_all(MigSource *src, GError **error)
+{
+    off_t pos = 0, size = src->ram.size;
+
+    while (pos < size) {
+        off_t data = lseek(src->ram.memfd, pos, SEEK_DATA);
+        off_t hole;
+
+        if (data < 0 && errno == ENXIO)
+            break;
+        if (data < 0) {
+            /* No SEEK_DATA: send everything from here. */
+            data = pos;
+            hole = size;
+        } else {
+            hole = lseek(src->ram.memfd, data, SEEK_HOLE);
+            if (hole < 0 || hole > size)
+                hole = size;
+        }
+        uint64_t last = MIN((uint64_t)(hole + MIG_PAGE_SIZE - 1) / MIG_PAGE_SIZE, src->nr_pages);
+
+        /* Never past the hole: reading it would allocate it. */
+        for (uint64_t p = data / MIG_PAGE_SIZE; p < last; p += MIG_RAM_MAX_RUN) {
+            uint64_t end = MIN(p + MIG_RAM_MAX_RUN, last);
+            if (!send_pages(src, p, end - p, error))
+                return FALSE;
+            update_progress(src, src->nr_pages - end);
+        }
+        pos = hole;
+    }
+    return TRUE;
+}
+
+static uint64_t count_dirty(MigSource *src)
+{
+    uint64_t n = 0;
+
+    for (uint64_t i = 0; i < (src->nr_pages + BITS_PER_LONG - 1) / BITS_PER_LONG; i++)
+        n += __builtin_popcountl(src->dirty[i]);
+    return n;
+}
+
+/* Sends every page marked dirty, in runs, clearing the bits. */
+static gboolean send_dirty(MigSource *src, GError **error)
+{
+    uint64_t words = (src->nr_pages + BITS_PER_LONG - 1) / BITS_PER_LONG;
+    uint64_t left = count_dirty(src);
+
+    for (uint64_t w = 0; w < words; w++) {
+        while (src->dirty[w]) {
+            uint64_t first = w * BITS_PER_LONG + __builtin_ctzl(src->dirty[w]);
+            uint64_t p = first;
+
+            while (p < src->nr_pages && p - first < MIG_RAM_MAX_RUN &&
+                   (src->dirty[p / BITS_PER_LONG] & (1UL << (p % BITS_PER_LONG)))) {
+                src->dirty[p / BITS_PER_LONG] &= ~(1UL << (p % BITS_PER_LONG));
+                p++;
+            }
+            if (!send_pages(src, first, p - first, error))
+                return FALSE;
+            left -= p - first;
+            update_progress(src, left);
+        }
+    }
+    return TRUE;
+}
+
+static gboolean wait_ack(MigSource *src, int fd, GError **error)
+{
+    struct timeval tv = { .tv_sec = ACK_TIMEOUT_MS / 1000 };
+    uint8_t b;
+    ssize_t n;
+
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    do {
+        n = read(fd, &b, 1);
+    } while (n < 0 && errno == EINTR && !g_atomic_int_get(&src->cancel));
+    if (cancelled(src, error))
+        return FALSE;
+    if (n != 1 || b != MIG_ACK_BYTE) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_IO,
+                    "the destination did not confirm the migration%s%s",
+                    n < 0 ? ": " : "", n < 0 ? g_strerror(errno) : "");
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static gboolean run(MigSource *src, GError **error)
+{
+    int64_t t, pass_start, stop_start;
+    uint64_t pass_bytes;
+    double bandwidth;           /* bytes per ms */
+    g_autoptr(GBytes) state = NULL;
+    gboolean was_running = FALSE;
+    uint8_t flags;
+    gsize state_len;
+    const uint8_t *state_data;
+    int fd;
+
+    fd = mig_channel_connect(src->uri, error);
+    if (fd < 0)
+        return FALSE;
+    g_mutex_lock(&src->lock);
+    src->fd = fd;
+    g_mutex_unlock(&src->lock);
+    /* A cancel that came while connecting did not see the fd. */
+    if (cancelled(src, error))
+        return FALSE;
+    src->stream = mig_stream_new_writer(fd);
+    src->rate_start = now_ns();
+    if (!mig_stream_write_header(src->stream, src->ram.size, error) ||
+        !src->ops->log_start(src->opaque, TRUE, error) ||
+        !src->ops->log_sync(src->opaque, src->dirty, error))
+        return FALSE;
+    /* Everything goes in the first pass: what was dirty before does not matter. */
+    memset(src->dirty, 0, (src->nr_pages + BITS_PER_LONG - 1) / BITS_PER_LONG * sizeof(long));
+    t = now_ns();
+    g_mutex_lock(&src->lock);
+    src->info.setup_time = (t - src->start_ns) / 1000000;
+    g_mutex_unlock(&src->lock);
+    set_status(src, MIG_STATUS_ACTIVE);
+
+    pass_start = t;
+    pass_bytes = mig_stream_get_bytes(src->stream);
+    if (!send_all(src, error))
+        return FALSE;
+    for (;;) {
+        int64_t now, expected;
+        uint64_t dirty, sent;
+
+        if (!src->ops->log_sync(src->opaque, src->dirty, error))
+            return FALSE;
+        now = now_ns();
+        dirty = count_dirty(src);
+        sent = mig_stream_get_bytes(src->stream) - pass_bytes;
+        bandwidth = (double)sent / MAX((now - pass_start) / 1e6, 0.001);
+        if (src->params.max_bandwidth > 0)
+            bandwidth = MIN(bandwidth, src->params.max_bandwidth / 1000.0);
+        /* A pass that sent little says little about the link: assume 1 GB/s at most. */
+        if (sent < 1024 * 1024)
+            bandwidth = MAX(bandwidth, src->params.max_bandwidth > 0
+                                           ? MIN(src->params.max_bandwidth / 1000.0, 1e6)
+                                           : 1e6);
+        expected = (int64_t)(dirty * MIG_PAGE_SIZE / MAX(bandwidth, 1.0));
+        g_mutex_lock(&src->lock);
+        src->info.dirty_sync_count++;
+        src->info.expected_downtime = expected;
+        src->info.dirty_pages_rate = (uint64_t)(dirty * 1e9 / MAX(now - pass_start, 1));
+        src->info.mbps = bandwidth * 1000.0 * 8 / 1e6;
+        g_mutex_unlock(&src->lock);
+        update_progress(src, dirty);
+        if (expected <= src->params.downtime_limit_ms)
+            break;
+        pass_start = now;
+        pass_bytes = mig_stream_get_bytes(src->stream);
+        if (!send_dirty(src, error))
+            return FALSE;
+    }
+
+    /* Stop and copy. */
+    if (cancelled(src, error))
+        return FALSE;
+    stop_start = now_ns();
+    state = src->ops->stop_and_save(src->opaque, &was_running, error);
+    if (!state)
+        return FALSE;
+    set_status(src, MIG_STATUS_DEVICE);
+    if (!src->ops->log_sync(src->opaque, src->dirty, error) || !send_dirty(src, error))
+        return FALSE;
+    flags = was_running ? MIG_STATE_FLAG_RUNNING : 0;
+    state_data = g_bytes_get_data(state, &state_len);
+    if (state_len > MIG_STATE_MAX - 1) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_FAILED, "machine state too large (%zu bytes)",
+                    (size_t)state_len);
+        return FALSE;
+    }
+    if (!mig_stream_write_record(src->stream, MIG_RECORD_STATE, &flags, 1, state_data, state_len,
+                                 error) ||
+        !mig_stream_write_end(src->stream, error))
+        return FALSE;
+    if (mig_uri_is_bidirectional(src->uri) && !wait_ack(src, fd, error))
+        return FALSE;
+    if (src->uri->kind == MIG_CHANNEL_FILE && fsync(fd) < 0 && errno != EINVAL) {
+        int saved = errno;
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_IO, "cannot write '%s': %s", src->uri->path,
+                    g_strerror(saved));
+        return FALSE;
+    }
+    g_mutex_lock(&src->lock);
+    src->info.downtime = (now_ns() - stop_start) / 1000000;
+    g_mutex_unlock(&src->lock);
+    update_progress(src, 0);
+    return TRUE;
+}
+
+static gpointer source_thread(gpointer opaque)
+{
+    MigSource *src = opaque;
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GError) log_err = NULL;
+    gboolean ok = run(src, &err);
+    MigStatus status;
+    int fd;
+
+    if (src->stream && !ok)
+        update_progress(src, 0);
+    src->ops->log_start(src->opaque, FALSE, &log_err);
+    g_mutex_lock(&src->lock);
+    fd = src->fd;
+    src->fd = -1;
+    g_mutex_unlock(&src->lock);
+    if (fd >= 0)
+        close(fd);
+    if (ok)
+        status = MIG_STATUS_COMPLETED;
+    else if (g_atomic_int_get(&src->cancel))
+        status = MIG_STATUS_CANCELLED;
+    else
+        status = MIG_STATUS_FAILED;
+    g_mutex_lock(&src->lock);
+    src->info.total_time = (now_ns() - src->start_ns) / 1000000;
+    if (status == MIG_STATUS_FAILED)
+        src->info.error_desc = g_strdup(err->message);
+    g_mutex_unlock(&src->lock);
+    set_status(src, status);
+    src->ops->finished(src->opaque, status, status == MIG_STATUS_FAILED ? err : NULL);
+    return NULL;
+}
+
+MigSource *mig_source_start(const MigParams *params, const MigRam *ram, MigUri *uri,
+                            const MigSourceOps *ops, void *opaque)
+{
+    MigSource *src = g_new0(MigSource, 1);
+
+    src->params = *params;
+    src->ram = *ram;
+    src->uri = uri;
+    src->ops = ops;
+    src->opaque = opaque;
+    src->fd = -1;
+    src->nr_pages = ram->size / MIG_PAGE_SIZE;
+    src->dirty = g_new0(unsigned long, (src->nr_pages + BITS_PER_LONG - 1) / BITS_PER_LONG + 1);
+    src->enc = mig_ram_encoder_new(params->zstd_level);
+    src->start_ns = now_ns();
+    src->info.status = MIG_STATUS_SETUP;
+    src->info.ram_total = ram->size;
+    src->info.ram_remaining = ram->size;
+    g_mutex_init(&src->lock);
+    src->ops->status_changed(src->opaque, MIG_STATUS_SETUP);
+    src->thread = g_thread_new("migration", source_thread, src);
+    return src;
+}
+
+void mig_source_cancel(MigSource *src)
+{
+    g_mutex_lock(&src->lock);
+    if (src->info.status == MIG_STATUS_COMPLETED || src->info.status == MIG_STATUS_FAILED ||
+        src->info.status == MIG_STATUS_CANCELLED || src->info.status == MIG_STATUS_CANCELLING) {
+        g_mutex_unlock(&src->lock);
+        return;
+    }
+    g_atomic_int_set(&src->cancel, 1);
+    src->info.status = MIG_STATUS_CANCELLING;
+    /* Wakes a thread blocked in write() or in the wait for the ack. */
+    if (src->fd >= 0)
+        shutdown(src->fd, SHUT_RDWR);
+    g_mutex_unlock(&src->lock);
+    src->ops->status_changed(src->opaque, MIG_STATUS_CANCELLING);
+}
+
+void mig_source_get_info(MigSource *src, MigInfo *info)
+{
+    g_mutex_lock(&src->lock);
+    *info = src->info;
+    info->error_desc = g_strdup(src->info.error_desc);
+    if (info->status != MIG_STATUS_COMPLETED && info->status != MIG_STATUS_FAILED &&
+        info->status != MIG_STATUS_CANCELLED)
+        info->total_time = (now_ns() - src->start_ns) / 1000000;
+    g_mutex_unlock(&src->lock);
+}
+
+void mig_source_free(MigSource *src)
+{
+    if (!src)
+        return;
+    g_thread_join(src->thread);
+    mig_stream_free(src->stream);
+    mig_ram_encoder_free(src->enc);
+    mig_uri_free(src->uri);
+    g_free(src->dirty);
+    mig_info_clear(&src->info);
+    g_mutex_clear(&src->lock);
+    g_free(src);
+}

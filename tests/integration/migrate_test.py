@@ -1,0 +1,410 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Migration end to end: two vireo-vmm processes and the migrate-dirty guest.
+
+    migrate_test.py [--timeout S] VIREO_VMM MIGRATE_DIRTY_ELF MODE
+
+MODE:
+  precopy   live migration over unix:, destination started with -S so that
+            x-vireo-ram-checksum of source (postmigrate) and destination
+            (paused, loaded) can be compared; then "cont" and the guest
+            finishes on the destination without a pattern error
+  file      save a running VM with migrate file:, restore with --incoming
+            file: (reports the restore time), the guest finishes; then the
+            same for a stopped VM (it stays paused after the restore)
+  cancel    migrate_cancel during the migration: the source runs on, the
+            guest finishes there; then killing the destination mid-way:
+            same
+  pingpong  A -> B -> C -> D over unix: and tcp:, with zstd on one hop
+  errors    bad URIs, a hostile stream (destination exits non-zero with a
+            clear error), a stream for another RAM size
+
+The guest (tests/guest/migrate-dirty.c) verifies its whole RAM pattern
+every pass at CPL3 and prints "VIREO-GUEST: error: ..." on any mismatch.
+Exit status: 0 pass, 1 fail, 77 skipped (no /dev/kvm).
+"""
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from qmp_test import QmpClient, TestFailure, check  # noqa: E402
+
+SKIP = 77
+PASS_LINE = "VIREO-GUEST: PASS migrate-dirty"
+FILLED = "VIREO-GUEST: filled"
+
+
+def log(msg):
+    print("migrate_test: " + msg, flush=True)
+
+
+class Vm:
+    """One vireo-vmm with serial in a file and QMP on a socket."""
+
+    def __init__(self, args, tmp, tag, extra=(), cmdline="seconds=8", env=None):
+        self.args = args
+        self.tag = tag
+        self.qmp_path = os.path.join(tmp, tag + ".qmp")
+        self.serial_path = os.path.join(tmp, tag + ".serial")
+        self.stderr_path = os.path.join(tmp, tag + ".stderr")
+        cmd = [args.vmm, "--kernel", args.guest, "--debug-exit", "--memory", "128",
+               "--cmdline", cmdline, "--serial", "file:" + self.serial_path,
+               "--qmp", "unix:" + self.qmp_path] + list(extra)
+        self.stderr = open(self.stderr_path, "wb")
+        self.start = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.stderr,
+                                     stderr=self.stderr, env=env, pass_fds=())
+        self.qmp = None
+
+    def connect(self):
+        deadline = time.monotonic() + 10
+        while True:
+            check(self.proc.poll() is None, "%s exited with status %s before QMP" %
+                  (self.tag, self.proc.returncode))
+            try:
+                c = QmpClient(self.qmp_path, self.tag, strict=True)
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                check(time.monotonic() < deadline, "%s: no QMP socket" % self.tag)
+                time.sleep(0.01)
+        c.read_message()
+        c.ok("qmp_capabilities")
+        self.qmp = c
+        return c
+
+    def serial(self):
+        try:
+            with open(self.serial_path, "rb") as f:
+                return f.read().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stderr_text(self):
+        with open(self.stderr_path, "rb") as f:
+            return f.read().decode("utf-8", errors="replace")
+
+    def wait_serial(self, text):
+        deadline = time.monotonic() + self.args.timeout
+        while text not in self.serial():
+            check(self.proc.poll() is None, "%s exited (%s) waiting for %r" %
+                  (self.tag, self.proc.returncode, text))
+            check(time.monotonic() < deadline, "%s: no %r on serial" % (self.tag, text))
+            time.sleep(0.02)
+
+    def status(self):
+        return self.qmp.ok("query-status")["status"]
+
+    def wait_exit(self):
+        try:
+            return self.proc.wait(timeout=self.args.timeout)
+        except subprocess.TimeoutExpired:
+            raise TestFailure("%s did not exit within %.0f s" % (self.tag, self.args.timeout))
+
+    def expect_pass(self):
+        status = self.wait_exit()
+        out = self.serial()
+        check("VIREO-GUEST: error" not in out and "FAIL" not in out,
+              "%s: guest reported an error:\n%s" % (self.tag, out))
+        check(status == 33 and PASS_LINE in out,
+              "%s: exit status %d, expected 33 with PASS" % (self.tag, status))
+
+    def quit(self):
+        if self.proc.poll() is None:
+            self.qmp.ok("quit")
+            check(self.wait_exit() == 0, "%s: quit status" % self.tag)
+
+    def kill(self):
+        if self.qmp:
+            self.qmp.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.stderr.close()
+
+    def dump(self):
+        sys.stderr.write("---- %s serial ----\n%s\n---- %s stderr ----\n%s\n" %
+                         (self.tag, self.serial(), self.tag, self.stderr_text()))
+
+
+def wait_migration(c, statuses=("completed", "failed", "cancelled"), timeout=30):
+    deadline = time.monotonic() + timeout
+    while True:
+        info = c.ok("query-migrate")
+        if info.get("status") in statuses:
+            return info
+        check(time.monotonic() < deadline, "%s: migration still %r" % (c.name, info))
+        time.sleep(0.02)
+
+
+def check_events(c, want_last):
+    statuses = [e["data"]["status"] for e in c.events if e["event"] == "MIGRATION"]
+    # A VM that came in by migration saw its own incoming events first.
+    if "setup" in statuses:
+        statuses = statuses[len(statuses) - 1 - statuses[::-1].index("setup"):]
+    check(statuses and statuses[0] == "setup" and statuses[-1] == want_last,
+          "%s: MIGRATION events %r, expected setup ... %s" % (c.name, statuses, want_last))
+    c.events.clear()
+
+
+def migrate(src, dst, uri, params=None):
+    """Migrates src to dst (already listening) and checks both ends."""
+    c = src.qmp
+    if params:
+        c.ok("migrate-set-parameters", params)
+    c.ok("migrate", {"uri": uri})
+    info = wait_migration(c)
+    check(info["status"] == "completed", "%s -> %s: %r" % (src.tag, dst.tag, info))
+    for key in ("total-time", "downtime", "setup-time"):
+        check(isinstance(info.get(key), int), "query-migrate lacks %s: %r" % (key, info))
+    check(info["ram"]["dirty-sync-count"] >= 1, "no dirty sync: %r" % info)
+    check(src.status() == "postmigrate", "%s is %s after migrating" % (src.tag, src.status()))
+    check_events(c, "completed")
+    log("%s -> %s over %s: total %d ms, downtime %d ms, %d bytes, %d syncs" %
+        (src.tag, dst.tag, uri.split(":")[0], info["total-time"], info["downtime"],
+         info["ram"]["transferred"], info["ram"]["dirty-sync-count"]))
+    return info
+
+
+def wait_dest_status(dst, want):
+    deadline = time.monotonic() + 10
+    while dst.status() != want:
+        check(time.monotonic() < deadline, "%s stays %s, expected %s" %
+              (dst.tag, dst.status(), want))
+        time.sleep(0.01)
+
+
+def test_precopy(args, tmp, vms):
+    src = Vm(args, tmp, "src")
+    vms.append(src)
+    sock = os.path.join(tmp, "mig.sock")
+    dst = Vm(args, tmp, "dst", ["--incoming", "unix:" + sock, "-S"])
+    vms.append(dst)
+    src.connect()
+    d = dst.connect()
+    check(dst.status() == "inmigrate", "destination is %s, expected inmigrate" % dst.status())
+    check(d.ok("query-migrate").get("status") == "setup", "query-migrate before the stream")
+    params = src.qmp.ok("query-migrate-parameters")
+    check(params["downtime-limit"] == 50, "default downtime-limit %r" % params)
+    src.wait_serial(FILLED)
+    time.sleep(0.5)
+    migrate(src, dst, "unix:" + sock, {"max-bandwidth": 0})
+    wait_dest_status(dst, "paused")
+    a = src.qmp.ok("x-vireo-ram-checksum")
+    b = d.ok("x-vireo-ram-checksum")
+    check(a == b, "RAM differs: source %r, destination %r" % (a, b))
+    log("RAM checksum %s over %d pages matches" % (a["checksum"], a["pages"]))
+    check(d.ok("query-migrate")["status"] == "completed", "destination query-migrate")
+    d.ok("cont")
+    dst.expect_pass()
+    check(PASS_LINE not in src.serial(), "the source finished the guest too")
+    src.quit()
+
+
+def restore_vm(args, tmp, tag, path, extra=()):
+    vm = Vm(args, tmp, tag, ["--incoming", "file:" + path] + list(extra))
+    c = vm.connect()
+    wait_migration(c, ("completed", "failed"))
+    info = c.ok("query-migrate")
+    check(info["status"] == "completed", "restore: %r" % info)
+    return vm, info
+
+
+def test_file(args, tmp, vms):
+    path = os.path.join(tmp, "vm.state")
+    src = Vm(args, tmp, "src")
+    vms.append(src)
+    src.connect()
+    src.wait_serial(FILLED)
+    migrate(src, None and src or type("D", (), {"tag": "file"}), "file:" + path)
+    size = os.path.getsize(path)
+    src.quit()
+    t0 = time.monotonic()
+    dst, info = restore_vm(args, tmp, "restored", path)
+    vms.append(dst)
+    wait_dest_status(dst, "running")
+    log("restore of %d bytes: %d ms in the stream reader, %.0f ms from exec to running" %
+        (size, info["total-time"], (time.monotonic() - t0) * 1000))
+    dst.expect_pass()
+
+    # A stopped VM: saved paused, restored paused; cont runs it.
+    src2 = Vm(args, tmp, "src2")
+    vms.append(src2)
+    src2.connect()
+    src2.wait_serial(FILLED)
+    src2.qmp.ok("stop")
+    migrate(src2, type("D", (), {"tag": "file"}), "file:" + path)
+    a = src2.qmp.ok("x-vireo-ram-checksum")
+    src2.quit()
+    dst2, _ = restore_vm(args, tmp, "restored2", path)
+    vms.append(dst2)
+    wait_dest_status(dst2, "paused")
+    b = dst2.qmp.ok("x-vireo-ram-checksum")
+    check(a == b, "RAM differs after restore: %r vs %r" % (a, b))
+    dst2.qmp.ok("cont")
+    dst2.expect_pass()
+
+
+def test_cancel(args, tmp, vms):
+    src = Vm(args, tmp, "src", cmdline="seconds=10")
+    vms.append(src)
+    c = src.connect()
+    src.wait_serial(FILLED)
+    sock = os.path.join(tmp, "mig.sock")
+    dst = Vm(args, tmp, "dst", ["--incoming", "unix:" + sock])
+    vms.append(dst)
+    dst.connect()
+    # Slow enough to be cancelled in the middle: 8 MiB/s.
+    c.ok("migrate-set-parameters", {"max-bandwidth": 8 << 20})
+    c.ok("migrate", {"uri": "unix:" + sock})
+    wait_migration(c, ("active",))
+    time.sleep(0.5)
+    c.ok("migrate_cancel")
+    info = wait_migration(c)
+    check(info["status"] == "cancelled", "after migrate_cancel: %r" % info)
+    check_events(c, "cancelled")
+    check(src.status() == "running", "source is %s after cancel" % src.status())
+    status = dst.wait_exit()
+    check(status != 0, "destination exited with 0 after a cancel")
+    log("cancelled: source runs on, destination exited with %d" % status)
+
+    # Kill the destination in the middle.
+    dst2 = Vm(args, tmp, "dst2", ["--incoming", "unix:" + sock])
+    vms.append(dst2)
+    dst2.connect()
+    c.ok("migrate", {"uri": "unix:" + sock})
+    wait_migration(c, ("active",))
+    time.sleep(0.3)
+    dst2.proc.kill()
+    info = wait_migration(c)
+    check(info["status"] == "failed" and info.get("error-desc"),
+          "after killing the destination: %r" % info)
+    check_events(c, "failed")
+    check(src.status() == "running", "source is %s after a failed migration" % src.status())
+    log("destination killed: %s; source runs on" % info["error-desc"])
+    src.expect_pass()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_pingpong(args, tmp, vms):
+    cur = Vm(args, tmp, "vm0", cmdline="seconds=12")
+    vms.append(cur)
+    cur.connect()
+    cur.wait_serial(FILLED)
+    hops = [("unix", None), ("tcp", None), ("unix", {"multifd-compression": "zstd"})]
+    for i, (kind, params) in enumerate(hops):
+        if kind == "unix":
+            uri = "unix:" + os.path.join(tmp, "hop%d.sock" % i)
+        else:
+            uri = "tcp:127.0.0.1:%d" % free_port()
+        nxt = Vm(args, tmp, "vm%d" % (i + 1), ["--incoming", uri])
+        vms.append(nxt)
+        nxt.connect()
+        time.sleep(0.3)
+        p = {"max-bandwidth": 0}
+        p.update(params or {})
+        migrate(cur, nxt, uri, p)
+        wait_dest_status(nxt, "running")
+        cur.quit()
+        cur = nxt
+    cur.expect_pass()
+
+
+def test_errors(args, tmp, vms):
+    vm = Vm(args, tmp, "src")
+    vms.append(vm)
+    c = vm.connect()
+    for uri, text in (("bogus:1", "expected unix:PATH"), ("fd:9999", "no such open file"),
+                      ("unix:" + os.path.join(tmp, "nobody"), None)):
+        reply = c.execute("migrate", {"uri": uri})
+        if "error" in reply:
+            check(text is None or text in reply["error"]["desc"], "migrate %s: %r" % (uri, reply))
+        else:
+            info = wait_migration(c)
+            check(info["status"] == "failed", "migrate to nobody: %r" % info)
+    check(vm.status() == "running", "source is %s after failed migrations" % vm.status())
+    err = c.error("migrate-set-parameters", {"downtime-limit": -1})
+    check("downtime-limit" in err["desc"], "bad downtime-limit: %r" % err)
+    err = c.error("migrate-incoming", {"uri": "unix:/nonexistent"})
+    check("incoming" in err["desc"], "migrate-incoming without --incoming: %r" % err)
+    # Another RAM size: the destination refuses the stream and exits 1.
+    path = os.path.join(tmp, "vm.state")
+    migrate(vm, type("D", (), {"tag": "file"}), "file:" + path)
+    vm.quit()
+    small = Vm(args, tmp, "small", ["--incoming", "file:" + path, "--memory", "64"])
+    vms.append(small)
+    check(small.wait_exit() == 1, "64 MiB destination accepted a 128 MiB stream")
+    check("incoming migration failed" in small.stderr_text() and "MiB" in small.stderr_text(),
+          "no clear error: %r" % small.stderr_text())
+    # A corrupted stream: a flipped byte in the middle fails the checksum or a section.
+    with open(path, "r+b") as f:
+        f.seek(os.path.getsize(path) // 2)
+        b = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([b[0] ^ 0x55]))
+    bad = Vm(args, tmp, "bad", ["--incoming", "file:" + path])
+    vms.append(bad)
+    check(bad.wait_exit() == 1, "a corrupted stream was accepted")
+    log("corrupted stream: %s" % bad.stderr_text().strip())
+    # Garbage on the socket.
+    sock = os.path.join(tmp, "g.sock")
+    g = Vm(args, tmp, "garbage", ["--incoming", "unix:" + sock])
+    vms.append(g)
+    g.connect()
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sock)
+    s.sendall(b"VIREOMIG\x01\x00\x00\x00" + b"\x00\x00\x00\x08\x00\x00\x00\x00" +
+              b"R\xff\xff\xff\xff" + b"x" * 100)
+    s.close()
+    check(g.wait_exit() == 1, "garbage accepted")
+    log("garbage: %s" % g.stderr_text().strip())
+
+
+TESTS = {"precopy": test_precopy, "file": test_file, "cancel": test_cancel,
+         "pingpong": test_pingpong, "errors": test_errors}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("vmm")
+    p.add_argument("guest")
+    p.add_argument("mode", choices=sorted(TESTS))
+    p.add_argument("--timeout", type=float, default=40.0)
+    args = p.parse_args()
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        log("SKIP: /dev/kvm is not usable")
+        return SKIP
+    tmp = tempfile.mkdtemp(prefix="vireo-migrate-test-")
+    vms = []
+    start = time.monotonic()
+    try:
+        TESTS[args.mode](args, tmp, vms)
+    except (TestFailure, OSError, ValueError, KeyError) as e:
+        log("FAIL: %s: %s" % (type(e).__name__, e))
+        for vm in vms:
+            vm.dump()
+        return 1
+    finally:
+        for vm in vms:
+            vm.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+    log("PASS %s in %.1f s" % (args.mode, time.monotonic() - start))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

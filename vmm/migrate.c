@@ -1,0 +1,668 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Migration glue: migration/ does the stream and the threads, this file
+ * gives it the machine (dirty log, stop and save, load) and QMP.
+ *
+ * The migration threads never touch the machine directly: to stop and
+ * save, or to load, they queue a call on the event loop and wait for its
+ * result. The loop never waits for them, except in migrate_free(), which
+ * first releases any such wait (shutting_down).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "vireo/dirty-log.h"
+#include "vireo/machine-internal.h"
+#include "vireo/migrate.h"
+#include "vireo/migration-ram.h"
+#include "vireo/migration.h"
+#include "vireo/util.h"
+
+#define MAX_DOWNTIME_LIMIT_MS 2000000
+#define MAX_ZSTD_LEVEL 20
+
+struct Migrate {
+    Machine *m;
+    Loop *loop;
+    QmpServer *qmp;
+    MigParams params;
+    int zstd_level;             /* multifd-zstd-level, used when compression is zstd */
+    gboolean compress;
+
+    MigSource *src;             /* the last outgoing migration, kept for query-migrate */
+    gboolean src_running;       /* its thread has not finished */
+    gboolean stopped_by_us;     /* loop thread: the source VM was stopped for it */
+    gboolean was_running;
+
+    MigDest *dst;
+    gboolean incoming_deferred; /* --incoming defer, migrate-incoming not yet given */
+    gboolean autostart;
+
+    /* Handshake between a migration thread and the loop; under lock. */
+    GMutex lock;
+    GCond cond;
+    gboolean shutting_down;
+    gboolean req_done;
+    GBytes *req_state;          /* stop_and_save result */
+    gboolean req_was_running;
+    const uint8_t *req_data;    /* load_state input */
+    size_t req_len;
+    GError *req_error;
+
+    /* Set by a thread's finished op, read by the loop call it queues. */
+    MigStatus final_status;
+    gboolean dest_was_running;
+    GError *final_error;
+};
+
+static MigRam machine_ram(Machine *m)
+{
+    const GuestMemory *mem = machine_memory(m);
+    MigRam ram = {
+        /* Region 0 starts at offset 0 of the memfd's single mapping. */
+        .base = mem->regions[0].host - mem->regions[0].file_offset,
+        .size = mem->ram_size,
+        .memfd = machine_ram_fd(m),
+    };
+    return ram;
+}
+
+/* --- events --- */
+
+typedef struct StatusEvent {
+    Migrate *mig;
+    MigStatus status;
+} StatusEvent;
+
+static void emit_status(void *opaque)
+{
+    g_autofree StatusEvent *ev = opaque;
+    JsonValue *data;
+
+    if (!ev->mig->qmp)
+        return;
+    data = json_new_object();
+    json_object_set_string(data, "status", mig_status_name(ev->status));
+    qmp_server_emit_event(ev->mig->qmp, "MIGRATION", data);
+}
+
+static void status_changed(void *opaque, MigStatus status)
+{
+    StatusEvent *ev = g_new0(StatusEvent, 1);
+
+    ev->mig = opaque;
+    ev->status = status;
+    loop_call(ev->mig->loop, emit_status, ev);
+}
+
+/*
+ * Runs @fn on the loop and waits for it to set req_done. FALSE if the VMM
+ * is shutting down and it will never run.
+ */
+static gboolean call_on_loop(Migrate *mig, LoopCallFn fn, GError **error)
+{
+    gboolean ok;
+
+    g_mutex_lock(&mig->lock);
+    mig->req_done = FALSE;
+    g_clear_error(&mig->req_error);
+    if (!mig->shutting_down) {
+        g_mutex_unlock(&mig->lock);
+        loop_call(mig->loop, fn, mig);
+        g_mutex_lock(&mig->lock);
+        while (!mig->req_done && !mig->shutting_down)
+            g_cond_wait(&mig->cond, &mig->lock);
+    }
+    if (!mig->req_done) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_FAILED, "vireo-vmm is shutting down");
+        ok = FALSE;
+    } else if (mig->req_error) {
+        g_propagate_error(error, g_steal_pointer(&mig->req_error));
+        ok = FALSE;
+    } else {
+        ok = TRUE;
+    }
+    g_mutex_unlock(&mig->lock);
+    return ok;
+}
+
+static void req_finish(Migrate *mig, GError *err)
+{
+    g_mutex_lock(&mig->lock);
+    mig->req_error = err;
+    mig->req_done = TRUE;
+    g_cond_broadcast(&mig->cond);
+    g_mutex_unlock(&mig->lock);
+}
+
+/* --- source ops --- */
+
+static gboolean src_log_start(void *opaque, gboolean on, GError **error)
+{
+    Migrate *mig = opaque;
+    return dirty_log_enable(machine_vm_fd(mig->m), machine_memory(mig->m), on, error);
+}
+
+static gboolean src_log_sync(void *opaque, unsigned long *bitmap, GError **error)
+{
+    Migrate *mig = opaque;
+    return dirty_log_sync(machine_vm_fd(mig->m), machine_memory(mig->m), bitmap, error);
+}
+
+/* Loop thread. */
+static void do_stop_and_save(void *opaque)
+{
+    Migrate *mig = opaque;
+    g_autoptr(StateWriter) w = state_writer_new();
+    RunState state = machine_run_state(mig->m);
+    GError *err = NULL;
+
+    if (state != RUN_STATE_RUNNING && state != RUN_STATE_PAUSED &&
+        state != RUN_STATE_PRELAUNCH && state != RUN_STATE_POSTMIGRATE) {
+        g_set_error(&err, VIREO_ERROR, VIREO_ERROR_FAILED, "the VM is %s; it cannot migrate",
+                    run_state_name(state));
+        req_finish(mig, err);
+        return;
+    }
+    mig->was_running = state == RUN_STATE_RUNNING;
+    machine_stop(mig->m);
+    if (machine_run_state(mig->m) == RUN_STATE_PAUSED)
+        machine_set_migration_state(mig->m, RUN_STATE_FINISH_MIGRATE);
+    mig->stopped_by_us = TRUE;
+    if (!machine_save_state(mig->m, w, &err)) {
+        req_finish(mig, err);
+        return;
+    }
+    g_mutex_lock(&mig->lock);
+    mig->req_state = state_writer_steal_bytes(w);
+    mig->req_was_running = mig->was_running;
+    g_mutex_unlock(&mig->lock);
+    req_finish(mig, NULL);
+}
+
+static GBytes *src_stop_and_save(void *opaque, gboolean *was_running, GError **error)
+{
+    Migrate *mig = opaque;
+    GBytes *state;
+
+    if (!call_on_loop(mig, do_stop_and_save, error))
+        return NULL;
+    g_mutex_lock(&mig->lock);
+    state = g_steal_pointer(&mig->req_state);
+    *was_running = mig->req_was_running;
+    g_mutex_unlock(&mig->lock);
+    return state;
+}
+
+/* Loop thread: the migration thread has ended. */
+static void source_done(void *opaque)
+{
+    Migrate *mig = opaque;
+    g_autoptr(GError) err = NULL;
+    MigStatus status;
+
+    g_mutex_lock(&mig->lock);
+    status = mig->final_status;
+    err = g_steal_pointer(&mig->final_error);
+    g_mutex_unlock(&mig->lock);
+    mig->src_running = FALSE;
+    if (err)
+        g_warning("migration failed: %s", err->message);
+    if (!mig->stopped_by_us)
+        return;
+    mig->stopped_by_us = FALSE;
+    if (machine_run_state(mig->m) != RUN_STATE_FINISH_MIGRATE)
+        return;
+    if (status == MIG_STATUS_COMPLETED) {
+        machine_set_migration_state(mig->m, RUN_STATE_POSTMIGRATE);
+        return;
+    }
+    /* Not confirmed by the destination: the VM is still ours. */
+    machine_set_migration_state(mig->m, RUN_STATE_PAUSED);
+    if (mig->was_running && !machine_cont(mig->m, &err))
+        g_warning("cannot resume after the failed migration: %s", err->message);
+}
+
+static void src_finished(void *opaque, MigStatus status, const GError *err)
+{
+    Migrate *mig = opaque;
+
+    g_mutex_lock(&mig->lock);
+    mig->final_status = status;
+    g_clear_error(&mig->final_error);
+    mig->final_error = err ? g_error_copy(err) : NULL;
+    g_mutex_unlock(&mig->lock);
+    loop_call(mig->loop, source_done, mig);
+}
+
+static const MigSourceOps source_ops = {
+    .log_start = src_log_start,
+    .log_sync = src_log_sync,
+    .stop_and_save = src_stop_and_save,
+    .status_changed = status_changed,
+    .finished = src_finished,
+};
+
+/* --- destination ops --- */
+
+/* Loop thread. */
+static void do_load(void *opaque)
+{
+    Migrate *mig = opaque;
+    g_autoptr(StateReader) r = state_reader_new(mig->req_data, mig->req_len);
+    GError *err = NULL;
+
+    if (machine_load_state(mig->m, r, &err) && !state_reader_at_end(r)) {
+        g_autofree char *name = state_reader_peek_section(r);
+        g_set_error(&err, VIREO_ERROR, VIREO_ERROR_INVALID_STATE,
+                    "the migration stream has state for a device this VM does not have: '%s'",
+                    name ? name : "(garbage)");
+    }
+    req_finish(mig, err);
+}
+
+static gboolean dst_load_state(void *opaque, const uint8_t *data, size_t len, GError **error)
+{
+    Migrate *mig = opaque;
+
+    g_mutex_lock(&mig->lock);
+    mig->req_data = data;
+    mig->req_len = len;
+    g_mutex_unlock(&mig->lock);
+    if (!call_on_loop(mig, do_load, error)) {
+        g_prefix_error(error, "loading the machine state: ");
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* Loop thread. */
+static void dest_done(void *opaque)
+{
+    Migrate *mig = opaque;
+    g_autoptr(GError) err = NULL;
+    gboolean was_running;
+
+    g_mutex_lock(&mig->lock);
+    err = g_steal_pointer(&mig->final_error);
+    was_running = mig->dest_was_running;
+    g_mutex_unlock(&mig->lock);
+    if (err) {
+        /* The source keeps the VM; this process has nothing left to do. */
+        fprintf(stderr, "vireo-vmm: incoming migration failed: %s\n", err->message);
+        loop_quit(mig->loop, 1);
+        return;
+    }
+    machine_set_migration_state(mig->m, RUN_STATE_PAUSED);
+    if (was_running && mig->autostart && !machine_cont(mig->m, &err)) {
+        fprintf(stderr, "vireo-vmm: cannot start the migrated VM: %s\n", err->message);
+        loop_quit(mig->loop, 1);
+    }
+}
+
+static void dst_finished(void *opaque, gboolean was_running, const GError *err)
+{
+    Migrate *mig = opaque;
+
+    g_mutex_lock(&mig->lock);
+    mig->dest_was_running = was_running;
+    g_clear_error(&mig->final_error);
+    mig->final_error = err ? g_error_copy(err) : NULL;
+    g_mutex_unlock(&mig->lock);
+    loop_call(mig->loop, dest_done, mig);
+}
+
+static const MigDestOps dest_ops = {
+    .load_state = dst_load_state,
+    .status_changed = status_changed,
+    .finished = dst_finished,
+};
+
+/* --- life cycle --- */
+
+Migrate *migrate_new(Machine *m, Loop *loop)
+{
+    Migrate *mig = g_new0(Migrate, 1);
+
+    mig->m = m;
+    mig->loop = loop;
+    mig->params.downtime_limit_ms = MIG_DEFAULT_DOWNTIME_LIMIT_MS;
+    mig->params.max_bandwidth = MIG_DEFAULT_MAX_BANDWIDTH;
+    mig->params.multifd_channels = MIG_DEFAULT_MULTIFD_CHANNELS;
+    mig->zstd_level = MIG_DEFAULT_ZSTD_LEVEL;
+    g_mutex_init(&mig->lock);
+    g_cond_init(&mig->cond);
+    return mig;
+}
+
+void migrate_free(Migrate *mig)
+{
+    if (!mig)
+        return;
+    g_mutex_lock(&mig->lock);
+    mig->shutting_down = TRUE;
+    g_cond_broadcast(&mig->cond);
+    g_mutex_unlock(&mig->lock);
+    if (mig->src) {
+        mig_source_cancel(mig->src);
+        mig_source_free(mig->src);
+    }
+    mig_dest_free(mig->dst);
+    if (mig->req_state)
+        g_bytes_unref(mig->req_state);
+    g_clear_error(&mig->req_error);
+    g_clear_error(&mig->final_error);
+    g_mutex_clear(&mig->lock);
+    g_cond_clear(&mig->cond);
+    g_free(mig);
+}
+
+static gboolean start_incoming(Migrate *mig, const char *uri, GError **error)
+{
+    g_autoptr(MigUri) u = mig_uri_parse(uri, error);
+    MigRam ram = machine_ram(mig->m);
+    gboolean needs_accept;
+    int fd;
+
+    if (!u)
+        return FALSE;
+    fd = mig_channel_listen(u, &needs_accept, error);
+    if (fd < 0)
+        return FALSE;
+    mig->dst = mig_dest_start(&ram, fd, needs_accept, &dest_ops, mig);
+    return TRUE;
+}
+
+gboolean migrate_incoming(Migrate *mig, const char *uri, gboolean autostart, GError **error)
+{
+    mig->autostart = autostart;
+    if (strcmp(uri, "defer") == 0) {
+        mig->incoming_deferred = TRUE;
+        return TRUE;
+    }
+    if (!start_incoming(mig, uri, error)) {
+        g_prefix_error(error, "--incoming: ");
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* --- QMP --- */
+
+static JsonValue *cmd_migrate(const JsonValue *args, void *opaque, GError **error)
+{
+    static const char *const allowed[] = { "uri", "blk", "inc", "detach", "resume", NULL };
+    Migrate *mig = opaque;
+    const char *uri = NULL;
+    gboolean flag = FALSE;
+    RunState state = machine_run_state(mig->m);
+    MigParams params = mig->params;
+    MigUri *u;
+    MigRam ram;
+
+    if (!qmp_check_args(args, allowed, error) || !qmp_get_string_arg(args, "uri", TRUE, &uri, error))
+        return NULL;
+    if (!qmp_get_bool_arg(args, "resume", FALSE, &flag, error))
+        return NULL;
+    if (flag) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC, "Cannot resume if there is no paused "
+                    "migration");
+        return NULL;
+    }
+    if ((qmp_get_bool_arg(args, "blk", FALSE, &flag, NULL) && flag) ||
+        (qmp_get_bool_arg(args, "inc", FALSE, &flag, NULL) && flag)) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC,
+                    "block migration is not supported; copy the disks with the daemon");
+        return NULL;
+    }
+    if (mig->src_running) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC,
+                    "There's a migration process in progress");
+        return NULL;
+    }
+    if (state != RUN_STATE_RUNNING && state != RUN_STATE_PAUSED &&
+        state != RUN_STATE_PRELAUNCH && state != RUN_STATE_POSTMIGRATE) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC, "the VM is %s; it cannot migrate",
+                    run_state_name(state));
+        return NULL;
+    }
+    u = mig_uri_parse(uri, error);
+    if (!u)
+        return NULL;
+    /*
+     * A device without save() blocks the migration: find out now, not after
+     * the RAM was sent. Saving with the vCPUs running is not allowed, so
+     * ask the devices only (cheap; their state is discarded).
+     */
+    if (!machine_check_migratable(mig->m, error)) {
+        mig_uri_free(u);
+        return NULL;
+    }
+    params.zstd_level = mig->compress ? mig->zstd_level : 0;
+    /* Level 0 means "default" to zstd; we use it as "off", so bump it. */
+    if (mig->compress && params.zstd_level == 0)
+        params.zstd_level = 1;
+    mig_source_free(mig->src);
+    ram = machine_ram(mig->m);
+    mig->src_running = TRUE;
+    mig->src = mig_source_start(&params, &ram, u, &source_ops, mig);
+    return json_new_object();
+}
+
+static JsonValue *cmd_migrate_cancel(const JsonValue *args, void *opaque, GError **error)
+{
+    Migrate *mig = opaque;
+
+    if (!qmp_check_args(args, NULL, error))
+        return NULL;
+    if (mig->src && mig->src_running)
+        mig_source_cancel(mig->src);
+    return json_new_object();
+}
+
+static JsonValue *cmd_migrate_incoming(const JsonValue *args, void *opaque, GError **error)
+{
+    static const char *const allowed[] = { "uri", NULL };
+    Migrate *mig = opaque;
+    const char *uri = NULL;
+
+    if (!qmp_check_args(args, allowed, error) || !qmp_get_string_arg(args, "uri", TRUE, &uri, error))
+        return NULL;
+    if (!mig->incoming_deferred) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC, mig->dst
+                    ? "The incoming migration has already been started"
+                    : "'-incoming' was not specified on the command line");
+        return NULL;
+    }
+    if (!start_incoming(mig, uri, error))
+        return NULL;
+    mig->incoming_deferred = FALSE;
+    return json_new_object();
+}
+
+static JsonValue *build_info(const MigInfo *info, gboolean outgoing)
+{
+    JsonValue *obj = json_new_object();
+    JsonValue *ram;
+    gboolean done = info->status == MIG_STATUS_COMPLETED;
+
+    json_object_set_string(obj, "status", mig_status_name(info->status));
+    if (info->status == MIG_STATUS_SETUP)
+        return obj;
+    if (outgoing && !done && info->status != MIG_STATUS_FAILED &&
+        info->status != MIG_STATUS_CANCELLED)
+        json_object_set_int(obj, "expected-downtime", info->expected_downtime);
+    if (outgoing)
+        json_object_set_int(obj, "setup-time", info->setup_time);
+    json_object_set_int(obj, "total-time", info->total_time);
+    if (outgoing && done)
+        json_object_set_int(obj, "downtime", info->downtime);
+    ram = json_new_object();
+    json_object_set_int(ram, "total", info->ram_total);
+    json_object_set_int(ram, "dirty-sync-count", info->dirty_sync_count);
+    json_object_set_int(ram, "page-size", MIG_PAGE_SIZE);
+    json_object_set_int(ram, "remaining", info->ram_remaining);
+    json_object_set_double(ram, "mbps", info->mbps);
+    json_object_set_int(ram, "transferred", info->ram_transferred);
+    json_object_set_int(ram, "duplicate", info->ram_duplicate);
+    json_object_set_int(ram, "dirty-pages-rate", info->dirty_pages_rate);
+    json_object_set_int(ram, "normal-bytes", info->ram_normal * MIG_PAGE_SIZE);
+    json_object_set_int(ram, "normal", info->ram_normal);
+    json_object_set(obj, "ram", ram);
+    if (info->error_desc)
+        json_object_set_string(obj, "error-desc", info->error_desc);
+    return obj;
+}
+
+static JsonValue *cmd_query_migrate(const JsonValue *args, void *opaque, GError **error)
+{
+    Migrate *mig = opaque;
+    MigInfo info = { 0 };
+    JsonValue *obj;
+
+    if (!qmp_check_args(args, NULL, error))
+        return NULL;
+    /* QEMU: an empty object before any migration. */
+    if (mig->src)
+        mig_source_get_info(mig->src, &info);
+    else if (mig->dst)
+        mig_dest_get_info(mig->dst, &info);
+    else
+        return json_new_object();
+    obj = build_info(&info, mig->src != NULL);
+    mig_info_clear(&info);
+    return obj;
+}
+
+static JsonValue *build_params(Migrate *mig)
+{
+    JsonValue *obj = json_new_object();
+
+    json_object_set_int(obj, "downtime-limit", mig->params.downtime_limit_ms);
+    json_object_set_int(obj, "max-bandwidth", mig->params.max_bandwidth);
+    json_object_set_int(obj, "multifd-channels", mig->params.multifd_channels);
+    json_object_set_string(obj, "multifd-compression", mig->compress ? "zstd" : "none");
+    json_object_set_int(obj, "multifd-zstd-level", mig->zstd_level);
+    return obj;
+}
+
+static JsonValue *cmd_query_migrate_parameters(const JsonValue *args, void *opaque,
+                                               GError **error)
+{
+    if (!qmp_check_args(args, NULL, error))
+        return NULL;
+    return build_params(opaque);
+}
+
+static gboolean int_param(const JsonValue *args, const char *name, int64_t min, int64_t max,
+                          int64_t *out, GError **error)
+{
+    int64_t v = *out;
+
+    if (!qmp_get_int_arg(args, name, FALSE, &v, error))
+        return FALSE;
+    if (v < min || v > max) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC,
+                    "Parameter '%s' expects a value from %" G_GINT64_FORMAT " to %"
+                    G_GINT64_FORMAT, name, min, max);
+        return FALSE;
+    }
+    *out = v;
+    return TRUE;
+}
+
+static JsonValue *cmd_migrate_set_parameters(const JsonValue *args, void *opaque, GError **error)
+{
+    static const char *const allowed[] = { "downtime-limit", "max-bandwidth", "multifd-channels",
+                                           "multifd-compression", "multifd-zstd-level", NULL };
+    Migrate *mig = opaque;
+    MigParams p = mig->params;
+    int64_t level = mig->zstd_level;
+    const char *comp = NULL;
+
+    /* All or nothing: check every value before changing any. */
+    if (!qmp_check_args(args, allowed, error) ||
+        !int_param(args, "downtime-limit", 0, MAX_DOWNTIME_LIMIT_MS, &p.downtime_limit_ms,
+                   error) ||
+        !int_param(args, "max-bandwidth", 0, G_MAXINT64, &p.max_bandwidth, error) ||
+        !int_param(args, "multifd-channels", 1, 255, &p.multifd_channels, error) ||
+        !int_param(args, "multifd-zstd-level", 0, MAX_ZSTD_LEVEL, &level, error) ||
+        !qmp_get_string_arg(args, "multifd-compression", FALSE, &comp, error))
+        return NULL;
+    if (comp && strcmp(comp, "none") != 0 && strcmp(comp, "zstd") != 0) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC,
+                    "Parameter 'multifd-compression': '%s' is not supported (none, zstd)", comp);
+        return NULL;
+    }
+    mig->params = p;
+    mig->zstd_level = level;
+    if (comp)
+        mig->compress = strcmp(comp, "zstd") == 0;
+    return json_new_object();
+}
+
+/*
+ * x-vireo-ram-checksum: a hash of every non-zero page with its offset, so
+ * RAM compares equal whether zero pages are allocated or holes. Holes are
+ * skipped unread. For tests; reads RAM on the loop thread.
+ */
+static JsonValue *cmd_ram_checksum(const JsonValue *args, void *opaque, GError **error)
+{
+    Migrate *mig = opaque;
+    MigRam ram = machine_ram(mig->m);
+    MigHasher h;
+    uint64_t pages = 0;
+    off_t pos = 0;
+    JsonValue *obj;
+    g_autofree char *hex = NULL;
+
+    if (!qmp_check_args(args, NULL, error))
+        return NULL;
+    mig_hasher_init(&h, 0);
+    while (pos < (off_t)ram.size) {
+        off_t data = lseek(ram.memfd, pos, SEEK_DATA);
+        off_t hole;
+
+        if (data < 0)
+            break;
+        hole = lseek(ram.memfd, data, SEEK_HOLE);
+        if (hole < 0 || hole > (off_t)ram.size)
+            hole = ram.size;
+        for (uint64_t off = data & ~(uint64_t)(MIG_PAGE_SIZE - 1); off < (uint64_t)hole;
+             off += MIG_PAGE_SIZE) {
+            const uint8_t *page = ram.base + off;
+            if (mig_ram_page_is_zero(page))
+                continue;
+            mig_hasher_update(&h, &off, sizeof(off));
+            mig_hasher_update(&h, page, MIG_PAGE_SIZE);
+            pages++;
+        }
+        pos = hole;
+    }
+    hex = g_strdup_printf("%016" G_GINT64_MODIFIER "x", (guint64)mig_hasher_final(&h));
+    obj = json_new_object();
+    json_object_set_string(obj, "checksum", hex);
+    json_object_set_int(obj, "pages", pages);
+    return obj;
+}
+
+static const struct {
+    const char *name;
+    QmpCommandFn fn;
+} migrate_commands[] = {
+    { "migrate", cmd_migrate },
+    { "migrate_cancel", cmd_migrate_cancel },
+    { "migrate-incoming", cmd_migrate_incoming },
+    { "query-migrate", cmd_query_migrate },
+    { "migrate-set-parameters", cmd_migrate_set_parameters },
+    { "query-migrate-parameters", cmd_query_migrate_parameters },
+    { "x-vireo-ram-checksum", cmd_ram_checksum },
+};
+
+void migrate_qmp_register(Migrate *mig, QmpServer *server)
+{
+    mig->qmp = server;
+    for (size_t i = 0; i < G_N_ELEMENTS(migrate_commands); i++)
+        qmp_server_register(server, migrate_commands[i].name, migrate_commands[i].fn, mig);
+}
