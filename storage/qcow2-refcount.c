@@ -429,6 +429,9 @@ static int check_l2(Check *ck, uint64_t l2_off, gboolean active, uint64_t *buf,
             if (active) {
                 ck->res->compressed_clusters++;
                 ck->res->allocated_clusters++;
+                /* qemu-img counts every compressed cluster as fragmented:
+                 * reading one re-reads sectors shared with its neighbours. */
+                ck->res->fragmented_clusters++;
             }
             if (off + len > (ck->nclusters << q->cluster_bits) + BLOCK_SECTOR_SIZE) {
                 ck->res->corruptions++;
@@ -500,6 +503,8 @@ static int check_l1(Check *ck, uint64_t l1_off, uint32_t l1_size, gboolean activ
             continue;
         }
         check_ref(ck, l2_off, q->cluster_size, "L2 table");
+        /* qemu-img counts fragmentation within each L2 table only. */
+        prev_host = 0;
         check_l2(ck, l2_off, active, buf,
                  (uint64_t)i << (q->cluster_bits + q->l2_bits), &prev_host);
     }
