@@ -202,6 +202,15 @@ def bench_daemon(args):
                     args.build])
 
 
+def bench_img(args):
+    # vireo-img bench and convert vs qemu-img on the same images, cache none on
+    # ext4 (/var/tmp: tmpfs takes no O_DIRECT) (tests/storage/bench_vs_qemu.py).
+    print("\n== vireo-img vs qemu-img ==", flush=True)
+    src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    subprocess.run([sys.executable, os.path.join(src, "tests", "storage", "bench_vs_qemu.py"),
+                    os.path.join(args.build, "cli", "vireo-img"), "/var/tmp"])
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--build", required=True, help="meson build directory")
@@ -231,6 +240,7 @@ def main():
     bench_blk(args)
     bench_migrate(args)
     bench_daemon(args)
+    bench_img(args)
     return 0
 
 
