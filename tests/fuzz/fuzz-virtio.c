@@ -3,18 +3,12 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "fuzz-virtio.h"
+#include "vireo/chardev.h"
 #include "vireo/util.h"
-
-uint64_t fuzz_take(FuzzInput *in, size_t n)
-{
-    uint64_t v = 0;
-
-    for (size_t i = 0; i < n && in->left; i++, in->p++, in->left--)
-        v |= (uint64_t)in->p[0] << (8 * i);
-    return v;
-}
 
 /*
  * --- the transport ---
@@ -65,16 +59,29 @@ static gboolean fuzz_transport_save(Device *dev, StateWriter *w, GError **error)
     return TRUE;
 }
 
+/* As virtio-pci does: a failed load puts back what the device had. */
 static gboolean fuzz_transport_load(Device *dev, StateReader *r, GError **error)
 {
     VirtioDevice *vdev = ((FuzzTransport *)dev)->vdev;
+    g_autoptr(StateWriter) before = state_writer_new();
+    g_autoptr(StateReader) undo = NULL;
+    const uint8_t *data;
     uint32_t version;
+    size_t len;
 
-    if (!state_reader_begin_section(r, dev->id, 1, &version, error) ||
-        !virtio_device_load(vdev, r, error) || !state_reader_end_section(r, error))
-        return FALSE;
-    virtio_device_loaded(vdev);
-    return TRUE;
+    if (!fuzz_transport_save(dev, before, error))
+        abort();
+    if (state_reader_begin_section(r, dev->id, 1, &version, error) &&
+        virtio_device_load(vdev, r, error) && state_reader_end_section(r, error)) {
+        virtio_device_loaded(vdev);
+        return TRUE;
+    }
+    data = state_writer_data(before, &len);
+    undo = state_reader_new(data, len);
+    if (!state_reader_begin_section(undo, dev->id, 1, &version, NULL) ||
+        !virtio_device_load(vdev, undo, NULL))
+        abort();
+    return FALSE;
 }
 
 static void fuzz_transport_free(Device *dev)
@@ -136,6 +143,16 @@ typedef struct FuzzTimer {
     int64_t deadline;
 } FuzzTimer;
 
+/* --- character backend --- */
+
+typedef struct FuzzChar {
+    CharBackend base;
+    const CharFrontendOps *fe;
+    void *opaque;
+    size_t room;
+    gboolean refused;                   /* output was cut short: owe a writable() */
+} FuzzChar;
+
 /* --- driver --- */
 
 typedef struct FuzzQueue {
@@ -160,6 +177,8 @@ struct FuzzEnv {
     GPtrArray *timer_list;
     int64_t now;
     DeviceEnv env;
+    FuzzChar chr;
+    GArray *host_fds;                   /* host ends of fuzz_env_socketpair() */
     Device *dev;
     unsigned nr_queues;
     gboolean tainted;                   /* the input wrote into the rings */
@@ -318,8 +337,11 @@ void fuzz_env_advance(FuzzEnv *f, int64_t ns)
 
 FuzzEnv *fuzz_env_new(size_t ram_size)
 {
-    FuzzEnv *f = g_new0(FuzzEnv, 1);
+    FuzzEnv *f;
 
+    if (ram_size < FUZZ_DATA_BASE + 4096)
+        abort();                        /* no room for buffers after the rings */
+    f = g_new0(FuzzEnv, 1);
     f->ram_size = ram_size;
     /* Page-aligned, so that a balloon's madvise() acts (inside the block only). */
     f->ram = aligned_alloc(4096, VIREO_ALIGN_UP(ram_size, 4096));
@@ -335,6 +357,7 @@ FuzzEnv *fuzz_env_new(size_t ram_size)
     f->timers.ops = &fuzz_timer_ops;
     f->timer_list = g_ptr_array_new();
     f->env = (DeviceEnv){ .id = "fuzz", .loop = &f->loop, .timers = &f->timers, .mem = &f->mem };
+    f->host_fds = g_array_new(FALSE, FALSE, sizeof(int));
     f->data_next = FUZZ_DATA_BASE;
     f->data_end = ram_size;
     return f;
@@ -346,6 +369,9 @@ void fuzz_env_free(FuzzEnv *f)
         fuzz_env_run(f);
         device_free(f->dev);
     }
+    for (guint i = 0; i < f->host_fds->len; i++)
+        close(g_array_index(f->host_fds, int, i));
+    g_array_unref(f->host_fds);
     g_queue_clear_full(&f->calls, g_free);
     g_ptr_array_unref(f->sources);
     if (f->timer_list->len)
@@ -390,25 +416,165 @@ size_t fuzz_env_ram_size(FuzzEnv *f)
     return f->ram_size;
 }
 
-void fuzz_env_save_load(FuzzEnv *f)
+void fuzz_env_reset(FuzzEnv *f)
+{
+    device_reset(f->dev);
+    f->nr_queues = 0;
+    memset(f->q, 0, sizeof(f->q));
+}
+
+GBytes *fuzz_env_save(FuzzEnv *f)
 {
     g_autoptr(StateWriter) w = state_writer_new();
-    g_autoptr(StateReader) r = NULL;
     g_autoptr(GError) err = NULL;
-    const uint8_t *data;
-    size_t len;
 
-    fuzz_env_run(f);
     if (!device_save(f->dev, w, &err)) {
         g_printerr("fuzz: save: %s\n", err->message);
         abort();
     }
-    data = state_writer_data(w, &len);
-    r = state_reader_new(data, len);
-    if (!device_load(f->dev, r, &err)) {
+    return state_writer_steal_bytes(w);
+}
+
+gboolean fuzz_env_load(FuzzEnv *f, GBytes *state, GError **error)
+{
+    gsize len;
+    const uint8_t *data = g_bytes_get_data(state, &len);
+    g_autoptr(StateReader) r = state_reader_new(data, len);
+
+    return device_load(f->dev, r, error);
+}
+
+/* Returns the saved state, for fuzz_env_save_load_same(). */
+static GBytes *fuzz_env_save_load_state(FuzzEnv *f)
+{
+    g_autoptr(GBytes) state = NULL;
+    g_autoptr(GError) err = NULL;
+
+    fuzz_env_run(f);
+    state = fuzz_env_save(f);
+    if (!fuzz_env_load(f, state, &err)) {
         g_printerr("fuzz: loading own state: %s\n", err->message);
         abort();
     }
+    return g_steal_pointer(&state);
+}
+
+void fuzz_env_save_load(FuzzEnv *f)
+{
+    g_bytes_unref(fuzz_env_save_load_state(f));
+}
+
+void fuzz_env_save_load_same(FuzzEnv *f)
+{
+    g_autoptr(GBytes) a = fuzz_env_save_load_state(f);
+    g_autoptr(GBytes) b = fuzz_env_save(f);
+
+    if (!g_bytes_equal(a, b))
+        abort();                        /* the load lost or changed state */
+}
+
+gboolean fuzz_env_load_damaged(FuzzEnv *f, FuzzInput *in)
+{
+    unsigned n = 1 + fuzz_take(in, 1) % 4;
+    g_autoptr(GBytes) before = NULL;
+    g_autoptr(GBytes) bad = NULL;
+    g_autoptr(GBytes) after = NULL;
+    uint8_t *data;
+    gsize len;
+
+    fuzz_env_run(f);
+    before = fuzz_env_save(f);
+    data = g_memdup2(g_bytes_get_data(before, &len), len);
+    for (unsigned i = 0; i < n; i++) {
+        size_t off = fuzz_take(in, 2) % len;
+
+        data[off] ^= fuzz_take(in, 1) | 1;
+    }
+    bad = g_bytes_new_take(data, len);
+    if (fuzz_env_load(f, bad, NULL)) {
+        fuzz_driver_taint(f);
+        return TRUE;
+    }
+    after = fuzz_env_save(f);
+    if (!g_bytes_equal(before, after))
+        abort();                        /* a refused state changed the device */
+    return FALSE;
+}
+
+int fuzz_env_socketpair(FuzzEnv *f, int type, int *host)
+{
+    int sv[2];
+
+    if (socketpair(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+        abort();
+    if (host) {
+        *host = sv[1];
+        g_array_append_val(f->host_fds, sv[1]);
+    } else {
+        close(sv[1]);
+    }
+    return sv[0];
+}
+
+/* --- character backend --- */
+
+static size_t fc_write(CharBackend *be, const uint8_t *buf, size_t len)
+{
+    FuzzChar *c = VIREO_CONTAINER_OF(be, FuzzChar, base);
+    size_t n = MIN(len, c->room);
+
+    c->room -= n;
+    if (n < len)
+        c->refused = TRUE;
+    return n;
+}
+
+static void fc_set_frontend(CharBackend *be, const CharFrontendOps *ops, void *opaque)
+{
+    FuzzChar *c = VIREO_CONTAINER_OF(be, FuzzChar, base);
+
+    c->fe = ops;
+    c->opaque = opaque;
+}
+
+/* Input is pushed by fuzz_chr_input() only: nothing to resume. */
+static void fc_accept_input(CharBackend *be)
+{
+}
+
+static const CharBackendOps fuzz_char_ops = {
+    .write = fc_write, .set_frontend = fc_set_frontend, .accept_input = fc_accept_input,
+};
+
+void fuzz_chr_attach(FuzzEnv *f)
+{
+    f->chr.base.ops = &fuzz_char_ops;
+    f->chr.room = G_MAXSIZE;
+    f->env.chr = &f->chr.base;
+}
+
+void fuzz_chr_set_room(FuzzEnv *f, size_t room)
+{
+    FuzzChar *c = &f->chr;
+
+    c->room = room;
+    if (c->refused && c->fe) {
+        c->refused = FALSE;
+        c->fe->writable(c->opaque);
+    }
+}
+
+void fuzz_chr_input(FuzzEnv *f, const uint8_t *buf, size_t len)
+{
+    FuzzChar *c = &f->chr;
+    size_t room;
+
+    if (!c->fe)
+        return;
+    /* As a backend does: no more than can_receive() allows. */
+    room = c->fe->can_receive(c->opaque);
+    if (room)
+        c->fe->receive(c->opaque, buf, MIN(room, len));
 }
 
 /* --- driver --- */
@@ -562,6 +728,14 @@ gboolean fuzz_driver_used(FuzzEnv *f, unsigned q, uint32_t *id, uint32_t *len)
     return TRUE;
 }
 
+void fuzz_driver_reap(FuzzEnv *f, unsigned q)
+{
+    uint32_t id, len;
+
+    while (fuzz_driver_used(f, q, &id, &len))
+        ;
+}
+
 void fuzz_driver_poke(FuzzEnv *f, uint64_t gpa, const uint8_t *data, size_t len)
 {
     if (gpa >= f->ram_size || len > f->ram_size - gpa)
@@ -587,15 +761,4 @@ void fuzz_driver_desc(FuzzEnv *f, unsigned q, uint32_t id, uint64_t *addr, uint3
 
     *addr = vireo_le_load(p, 8);
     *len = vireo_le_load(p + 8, 4);
-}
-
-static void fuzz_ignore_log(const gchar *domain, GLogLevelFlags level, const gchar *message,
-                            gpointer data)
-{
-}
-
-void fuzz_quiet_logs(void)
-{
-    g_log_set_handler(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE |
-                      G_LOG_LEVEL_INFO | G_LOG_LEVEL_DEBUG, fuzz_ignore_log, NULL);
 }

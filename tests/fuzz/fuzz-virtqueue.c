@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz-common.h"
 #include "vireo/state.h"
 #include "vireo/util.h"
 #include "vireo/virtqueue.h"
@@ -65,20 +66,6 @@ typedef enum {
     OP_COUNT,
 } Op;
 
-typedef struct Input {
-    const uint8_t *p;
-    size_t left;
-} Input;
-
-static uint64_t take(Input *in, size_t n)
-{
-    uint64_t v = 0;
-
-    for (size_t i = 0; i < n && in->left; i++, in->p++, in->left--)
-        v |= (uint64_t)in->p[0] << (8 * i);
-    return v;
-}
-
 typedef struct Fuzz {
     GuestMemory mem;
     uint8_t *ram[3];
@@ -102,11 +89,6 @@ typedef struct Fuzz {
 
 /* Elements, allocated once: MAX_SIZE to hold, one more for pops that must fail. */
 static VirtqElement *pool[MAX_SIZE + 1];
-
-static void ignore_log(const gchar *domain, GLogLevelFlags level, const gchar *message,
-                       gpointer data)
-{
-}
 
 static uint8_t *gpa_ptr(Fuzz *z, uint64_t gpa, uint64_t len)
 {
@@ -271,11 +253,11 @@ static void op_pop(Fuzz *z)
         abort();
 }
 
-static void op_push(Fuzz *z, Input *in)
+static void op_push(Fuzz *z, FuzzInput *in)
 {
-    unsigned which = take(in, 1);
-    uint32_t written = take(in, 4);
-    gboolean flush = take(in, 1) & 1;
+    unsigned which = fuzz_take(in, 1);
+    uint32_t written = fuzz_take(in, 4);
+    gboolean flush = fuzz_take(in, 1) & 1;
 
     if (!z->nheld)
         return;
@@ -335,12 +317,12 @@ static void op_save_load(Fuzz *z)
 }
 
 /* Saved state with bytes flipped: refused, or a queue that still behaves. */
-static void op_load_damaged(Fuzz *z, Input *in)
+static void op_load_damaged(Fuzz *z, FuzzInput *in)
 {
     g_autoptr(StateWriter) w = state_writer_new();
     g_autoptr(VirtQueue) dst = virtq_new(&z->mem, "fuzz/damaged", MAX_SIZE);
     g_autofree uint8_t *copy = NULL;
-    unsigned n = take(in, 1) % 8;
+    unsigned n = fuzz_take(in, 1) % 8;
     const uint8_t *a;
     size_t len;
 
@@ -349,8 +331,8 @@ static void op_load_damaged(Fuzz *z, Input *in)
     a = state_writer_data(w, &len);
     copy = g_memdup2(a, len);
     for (unsigned i = 0; i < n; i++) {
-        unsigned at = take(in, 1);
-        copy[at % len] ^= take(in, 1);
+        unsigned at = fuzz_take(in, 1);
+        copy[at % len] ^= fuzz_take(in, 1);
     }
     if (!load(dst, copy, len))
         return;
@@ -366,11 +348,11 @@ static void op_load_damaged(Fuzz *z, Input *in)
     z->broken_seen = FALSE;
 }
 
-static void op_element_io(Fuzz *z, Input *in)
+static void op_element_io(Fuzz *z, FuzzInput *in)
 {
     static uint8_t buf[0x10000];
-    unsigned which = take(in, 1);
-    size_t off = take(in, 2), len = take(in, 2), n;
+    unsigned which = fuzz_take(in, 1);
+    size_t off = fuzz_take(in, 2), len = fuzz_take(in, 2), n;
     const VirtqElement *e;
 
     if (!z->nheld)
@@ -388,10 +370,10 @@ static void op_element_io(Fuzz *z, Input *in)
     }
 }
 
-static void run(Fuzz *z, Input *in)
+static void run(Fuzz *z, FuzzInput *in)
 {
     for (unsigned ops = 0; in->left && ops < MAX_OPS; ops++) {
-        Op op = take(in, 1) % OP_COUNT;
+        Op op = fuzz_take(in, 1) % OP_COUNT;
         gboolean popped = z->just_popped;
 
         z->just_popped = FALSE;
@@ -408,7 +390,7 @@ static void run(Fuzz *z, Input *in)
         case OP_AVAIL_SET:
         case OP_AVAIL_ADD: {
             uint8_t *p = z->rings_known ? gpa_ptr(z, z->cfg.avail_addr + 2, 2) : NULL;
-            uint16_t v = op == OP_AVAIL_SET ? take(in, 2) : take(in, 1);
+            uint16_t v = op == OP_AVAIL_SET ? fuzz_take(in, 2) : fuzz_take(in, 1);
 
             if (p)
                 vireo_le_store(p, 2, op == OP_AVAIL_SET ? v : vireo_le_load(p, 2) + v);
@@ -416,11 +398,11 @@ static void run(Fuzz *z, Input *in)
             break;
         }
         case OP_POKE: {
-            uint64_t gpa = take(in, 2) % ADDR_SPACE;
-            unsigned len = take(in, 1) % 16 + 1;
+            uint64_t gpa = fuzz_take(in, 2) % ADDR_SPACE;
+            unsigned len = fuzz_take(in, 1) % 16 + 1;
 
             for (unsigned i = 0; i < len; i++) {
-                uint8_t v = take(in, 1);
+                uint8_t v = fuzz_take(in, 1);
                 uint8_t *p = gpa_ptr(z, gpa + i, 1);
                 if (p)
                     *p = v;
@@ -481,7 +463,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    Input in = { data, size };
+    FuzzInput in = { data, size };
     Fuzz z = { 0 };
     unsigned size_byte, flags, image;
     uint16_t addr[3];
@@ -489,18 +471,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!pool[0]) {
         g_autoptr(VirtQueue) sizing = NULL;
 
-        g_log_set_handler(G_LOG_DOMAIN, G_LOG_LEVEL_MASK, ignore_log, NULL);
+        fuzz_quiet_logs();
         sizing = virtq_new(&z.mem, "sizing", MAX_SIZE);
         for (unsigned i = 0; i <= MAX_SIZE; i++)
             pool[i] = virtq_element_new(sizing);
     }
     if (size < 10)
         return 0;
-    size_byte = take(&in, 1);
-    flags = take(&in, 1);
+    size_byte = fuzz_take(&in, 1);
+    flags = fuzz_take(&in, 1);
     for (unsigned i = 0; i < 3; i++)
-        addr[i] = take(&in, 2);
-    image = take(&in, 2);
+        addr[i] = fuzz_take(&in, 2);
+    image = fuzz_take(&in, 2);
 
     z.ram[0] = calloc(1, R0_SIZE);
     z.ram[1] = calloc(1, R1_SIZE);

@@ -20,6 +20,17 @@ BAD_ID = 0xffffffff
 # Config bits: max-ports - 1, MULTIPORT, EVENT_IDX, INDIRECT_DESC, named port 1.
 MULTIPORT, EVENT_IDX, INDIRECT, NAMED = 4, 8, 0x10, 0x20
 
+# The fake machine's ring layout (fuzz-virtio.h); queue 0 is port 0's
+# receiveq, queue 1 its transmitq. A poke writes at most 15 bytes.
+
+
+def desc(q, i=0):
+    return q * 0x2000 + 16 * i
+
+
+def used(q):
+    return q * 0x2000 + 0x1800
+
 
 def cfg(ports=1, flags=0):
     return bytes([(ports - 1) | flags])
@@ -60,6 +71,10 @@ def op(code, *args):
     return bytes([code] + list(args))
 
 
+def poke(gpa, data):
+    return bytes([POKE]) + struct.pack("<HB", gpa, len(data)) + data
+
+
 def handshake(ports):
     """What Linux does: buffers, DEVICE_READY, then PORT_READY/PORT_OPEN per port."""
     s = ctrl_bufs(4, 512) + ctrl(BAD_ID, DEVICE_READY, 1) + op(READ_CTRL)
@@ -93,14 +108,12 @@ SEEDS = {
     op(BACKEND, 3) + tx(0, bytes(40)) + op(LOAD_DAMAGED, 3, 0x40, 0x01, 0x80, 0xc0, 0x01, 0x02,
                                             0x00, 0x02, 0xff) + op(RUN) + op(SAVE_LOAD),
     "scribbled-rings": cfg(2, MULTIPORT | INDIRECT | NAMED) + handshake([0, 1]) +
-    bytes([POKE]) + struct.pack("<H", 0x0600) + bytes([8]) + bytes([0xff] * 8) +
-    tx(1, b"data") + bytes([POKE]) + struct.pack("<H", 0x0002) + bytes([2, 0x40, 0x00]) +
+    poke(used(1), bytes([0xff] * 8)) + tx(1, b"data") + poke(desc(0) + 2, b"\x40\x00") +
     op(KICK, 0) + host_input(b"in") + op(RUN),
-    # A chain held by back-pressure, then its ring scribbled over: the
+    # A chain held by back-pressure, then its descriptor made a loop: the
     # catch-up kick after a load breaks the queue (state compared before it).
     "blocked-chain-scribbled": cfg(1, MULTIPORT) + handshake([0]) + op(BACKEND, 2) +
-    tx(0, bytes(50)) + bytes([POKE]) + struct.pack("<H", 0x0400) + bytes([16]) +
-    bytes([0x00, 0x40] + [0] * 10 + [0x01, 0x00, 0x00, 0x00]) + op(SAVE_LOAD) + op(RUN),
+    tx(0, bytes(50)) + poke(desc(1) + 12, struct.pack("<H", 1)) + op(SAVE_LOAD) + op(RUN),
     "reset-in-traffic": cfg(2, MULTIPORT | NAMED) + handshake([0, 1]) + client("connect") +
     op(BACKEND, 5) + tx(0, bytes(50)) + op(RESET) + op(BACKEND, 100) + op(SETUP) +
     handshake([0, 1]) + client("send", b"after") + op(READ_CTRL) + op(SAVE_LOAD),

@@ -13,6 +13,11 @@ OP_TX, OP_CTRL, OP_RX_BUFS, OP_HOST, OP_POKE, OP_KICK, OP_RUN, OP_DRAIN, OP_RESE
 MRG, EVENT_IDX, INDIRECT, HOST_OFF, GUEST_OFF, CTRL, NO_HDR, MQ = (1 << i for i in range(8))
 
 
+def avail(q):
+    """Queue q's available ring on the fake machine (fuzz-virtio.h)."""
+    return q * 0x2000 + 0x1000
+
+
 def hdr(flags=0, gso=0, hdr_len=0, gso_size=0, start=0, off=0):
     return struct.pack("<BBHHHHH", flags, gso, hdr_len, gso_size, start, off, 0)
 
@@ -68,7 +73,8 @@ SEEDS = {
                     bytes([OP_DRAIN])],
     "link-save-load": [MRG, rx_bufs(8, 2048), bytes([OP_LINK, 0]), host(hdr() + frame()),
                        bytes([OP_SAVE_LOAD, OP_LINK, 1, OP_RUN])],
-    "broken-ring": [0, bytes([OP_POKE]) + struct.pack("<H", 0x102) + b"\x02\xff\xff",
+    # More available than the ring holds: the queue breaks, a restart mends it.
+    "broken-ring": [0, bytes([OP_POKE]) + struct.pack("<HB", avail(0) + 2, 2) + b"\xff\xff",
                     bytes([OP_KICK, 1, OP_KICK, 0, OP_RESET]), tx(hdr() + frame()),
                     bytes([OP_DRAIN])],
 }
