@@ -363,6 +363,8 @@ static void blk_serve(VirtioBlk *b, unsigned index)
     unsigned served = 0;
     int r = 0;
 
+    /* Everything this pass pops goes to the kernel in one submission. */
+    block_engine_plug(b->engine);
     do {
         virtq_disable_notification(vq);
         for (;;) {
@@ -401,6 +403,7 @@ static void blk_serve(VirtioBlk *b, unsigned index)
     if (r < 0)
         virtio_set_needs_reset(&b->vdev, NULL);         /* virtq_pop() said why */
 out:
+    block_engine_unplug(b->engine);
     blk_flush_used(b, TRUE);
 }
 

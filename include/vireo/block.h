@@ -74,6 +74,13 @@ int block_engine_get_fd(BlockEngine *engine);
 int block_engine_process_completions(BlockEngine *engine);
 /* Blocks until at least one completion ran or @timeout_ms passed (-1: forever). */
 int block_engine_wait(BlockEngine *engine, int timeout_ms);
+/*
+ * Batching: between plug and unplug (they nest), requests queue up and go
+ * to the kernel in one system call at the last unplug. Completion
+ * callbacks run plugged. Caller's thread only.
+ */
+void block_engine_plug(BlockEngine *engine);
+void block_engine_unplug(BlockEngine *engine);
 /* Requests submitted and not yet completed. */
 unsigned block_engine_get_in_flight(BlockEngine *engine);
 /* "io_uring" or "threads": which data path this engine uses. */
