@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * A workload for live migration, at CPL3 (native speed on this host):
- * fills mem=MiB of RAM from 4 MiB up with a pattern derived from each
+ * fills mem=MiB of RAM from 6 MiB up with a pattern derived from each
  * word's address and its page's generation, then loops: verify every page,
  * rewrite dirty=N pages with the next generation (a moving window, so all
  * of RAM keeps changing), report progress about every second. After
@@ -9,7 +9,7 @@
  *
  * The program cannot know when it migrates: a page or a generation lost
  * or torn on the way shows up as a mismatch in the next pass. Generations
- * are kept twice (word 0 of the page and a table at 3 MiB), so a page
+ * are kept twice (word 0 of the page and a table at 4 MiB), so a page
  * update lost without its table entry (or the other way) is caught too.
  */
 #include "lib/guest.h"
@@ -18,8 +18,8 @@ const char test_name[] = "migrate-dirty";
 
 #define PAGE 4096u
 #define WORDS (PAGE / 8)
-#define REGION_START 0x400000ul
-#define GEN_TABLE 0x300000ul        /* one u64 per page: up to 1 GiB of pattern */
+#define GEN_TABLE 0x400000ul        /* one u64 per page: 2 MiB for 1 GiB of pattern */
+#define REGION_START 0x600000ul
 
 static uint64_t nr_pages;
 static uint64_t nr_dirty;
