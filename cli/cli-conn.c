@@ -11,6 +11,7 @@
 #include "vireo/cli-out.h"
 #include "vireo/cli-uri.h"
 #include "vireo/rpc-error.h"
+#include "vireo/rpc-tcp.h"
 #include "vireo/util.h"
 
 CliCtl *cli_ctl_new(void)
@@ -115,7 +116,8 @@ static gboolean conn_open(CliCtl *ctl, GError **error)
     uri = cli_uri_parse(ctl->uri, ctl->readonly, error);
     if (!uri)
         return FALSE;
-    fd = connect_unix(uri->socket, error);
+    fd = uri->host ? rpc_tcp_connect(uri->host, uri->port, 10000, error)
+                   : connect_unix(uri->socket, error);
     if (fd < 0)
         return FALSE;
     client = rpc_client_new_fd(fd, error);

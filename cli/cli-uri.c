@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* Connection URIs: libvirt's syntax, local UNIX sockets only. */
+/* Connection URIs: libvirt's syntax, local UNIX sockets and TCP (no TLS). */
 #include <string.h>
 
 #include "vireo/cli-uri.h"
+#include "vireo/rpc-tcp.h"
 #include "vireo/util.h"
 
 void cli_uri_free(CliUri *u)
@@ -14,6 +15,7 @@ void cli_uri_free(CliUri *u)
     g_free(u->path);
     g_free(u->socket);
     g_free(u->open_name);
+    g_free(u->host);
     g_free(u);
 }
 
@@ -100,6 +102,15 @@ CliUri *cli_uri_parse(const char *uri, gboolean readonly, GError **error)
     if (strcmp(scheme, "vireo") && strcmp(scheme, "qemu"))
         return no_driver(uri, error), NULL;
     u->scheme = g_steal_pointer(&scheme);
+    if (u->transport && !strcmp(u->transport, "tcp")) {
+        /* A remote daemon: vireod --listen (no TLS, no authentication yet). */
+        g_autofree char *drv = NULL;
+
+        if (!rpc_tcp_parse_uri(uri, &drv, &u->host, &u->port, &u->open_name, error))
+            return NULL;
+        u->path = g_strdup(strstr(u->open_name, "://") + 3);
+        return g_steal_pointer(&u);
+    }
     if (u->transport && strcmp(u->transport, "unix")) {
         g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT,
                     "transport '%s' in URI %s is not supported: only local UNIX sockets",

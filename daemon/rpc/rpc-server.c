@@ -47,6 +47,7 @@ typedef struct RpcListener {
     RpcServer *srv;
     int fd;
     gboolean readonly;
+    gboolean no_auth;       /* TCP without authentication (rpc_server_add_tcp_listener) */
     GSource *source;
 } RpcListener;
 
@@ -763,6 +764,7 @@ static gboolean listener_io(gint fd, GIOCondition cond, gpointer data)
 
     for (guint i = 0; i < ACCEPTS_PER_WAKEUP; i++) {
         int cfd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        RpcServerClient *c;
         int suppressed;
 
         if (cfd < 0) {
@@ -779,7 +781,9 @@ static gboolean listener_io(gint fd, GIOCondition cond, gpointer data)
             close(cfd);
             continue;
         }
-        client_new(srv, cfd, l->readonly);
+        c = client_new(srv, cfd, l->readonly);
+        if (l->no_auth)
+            c->authenticated = TRUE;    /* libvirtd's auth_tcp = "none" */
     }
     return G_SOURCE_CONTINUE;
 }
@@ -800,6 +804,14 @@ gboolean rpc_server_add_listener(RpcServer *srv, int fd, gboolean readonly, GErr
     g_source_set_callback(l->source, G_SOURCE_FUNC(listener_io), l, NULL);
     g_source_attach(l->source, srv->ctx);
     g_ptr_array_add(srv->listeners, l);
+    return TRUE;
+}
+
+gboolean rpc_server_add_tcp_listener(RpcServer *srv, int fd, GError **error)
+{
+    if (!rpc_server_add_listener(srv, fd, FALSE, error))
+        return FALSE;
+    ((RpcListener *)g_ptr_array_index(srv->listeners, srv->listeners->len - 1))->no_auth = TRUE;
     return TRUE;
 }
 

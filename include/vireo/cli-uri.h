@@ -33,6 +33,8 @@ typedef struct CliUri {
     char *path;          /* "/system" or "/session" */
     char *socket;        /* the socket to connect to */
     char *open_name;     /* CONNECT_OPEN's name: "vireo:///system" */
+    char *host;          /* transport "tcp": the daemon's host (else NULL) */
+    guint16 port;        /* transport "tcp": its port (16509 by default) */
 } CliUri;
 
 /*

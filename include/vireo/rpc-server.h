@@ -128,6 +128,11 @@ void rpc_server_set_handler(RpcServer *srv, guint32 prog, gint32 proc,
  * here). Takes ownership of @fd, also on failure.
  */
 gboolean rpc_server_add_listener(RpcServer *srv, int fd, gboolean readonly, GError **error);
+/*
+ * A listening TCP socket, read-write, whose clients need no authentication
+ * (libvirtd's auth_tcp = "none": for trusted networks only).
+ */
+gboolean rpc_server_add_tcp_listener(RpcServer *srv, int fd, GError **error);
 /* Serves an already connected socket (socket activation, socketpair tests). */
 RpcServerClient *rpc_server_add_connection(RpcServer *srv, int fd, gboolean readonly,
                                            GError **error);
