@@ -14,6 +14,7 @@
 #include "vireo/conf-value.h"
 #include "vireo/domain-conf.h"
 #include "vireo/domain-driver.h"
+#include "domain-driver-priv.h"
 #include "vireo/domain-process.h"
 #include "vireo/domain-status.h"
 #include "vireo/proc-stat.h"
@@ -22,101 +23,10 @@
 #include "vireo/util.h"
 #include "vireo/vmm-argv.h"
 
-/* libvirt's state reasons (virDomain*Reason) and event details. */
-enum { RUNNING_UNKNOWN = 0, RUNNING_BOOTED = 1, RUNNING_UNPAUSED = 5 };
-enum { PAUSED_UNKNOWN = 0, PAUSED_USER = 1 };
-enum { SHUTDOWN_UNKNOWN = 0, SHUTDOWN_USER = 1 };
-enum { SHUTOFF_UNKNOWN = 0, SHUTOFF_SHUTDOWN = 1, SHUTOFF_DESTROYED = 2, SHUTOFF_CRASHED = 3,
-       SHUTOFF_FAILED = 6 };
-enum { EV_DEFINED_ADDED = 0, EV_DEFINED_UPDATED = 1 };
-enum { EV_UNDEFINED_REMOVED = 0 };
-enum { EV_STARTED_BOOTED = 0 };
-enum { EV_SUSPENDED_PAUSED = 0 };
-enum { EV_RESUMED_UNPAUSED = 0 };
-enum { EV_STOPPED_SHUTDOWN = 0, EV_STOPPED_DESTROYED = 1, EV_STOPPED_CRASHED = 2,
-       EV_STOPPED_FAILED = 5 };
-enum { EV_SHUTDOWN_FINISHED = 0, EV_SHUTDOWN_GUEST = 1, EV_SHUTDOWN_HOST = 2 };
-enum { EV_CRASHED_PANICKED = 0 };
-
-/* API flags. */
-enum { LIST_ACTIVE = 1, LIST_INACTIVE = 2, LIST_PERSISTENT = 4, LIST_TRANSIENT = 8,
-       LIST_RUNNING = 16, LIST_PAUSED = 32, LIST_SHUTOFF = 64, LIST_OTHER = 128,
-       LIST_MANAGEDSAVE = 256, LIST_NO_MANAGEDSAVE = 512, LIST_AUTOSTART = 1024,
-       LIST_NO_AUTOSTART = 2048, LIST_HAS_SNAPSHOT = 4096, LIST_NO_SNAPSHOT = 8192,
-       LIST_HAS_CHECKPOINT = 16384, LIST_NO_CHECKPOINT = 32768 };
-enum { START_PAUSED = 1, START_AUTODESTROY = 2, START_BYPASS_CACHE = 4, START_FORCE_BOOT = 8,
-       START_VALIDATE = 16, START_RESET_NVRAM = 32 };
-enum { XML_SECURE = 1, XML_INACTIVE = 2, XML_UPDATE_CPU = 4, XML_MIGRATABLE = 8 };
-enum { DEFINE_VALIDATE = 1 };
-enum { UNDEFINE_KNOWN_FLAGS = 1 | 2 | 4 | 8 | 16 | 32 | 64 };
-enum { DESTROY_GRACEFUL = 1 };
-enum { SHUTDOWN_ACPI = 1, SHUTDOWN_AGENT = 2 };
-enum { AFFECT_LIVE = 1, AFFECT_CONFIG = 2, MEM_MAXIMUM = 4, VCPU_MAXIMUM = 4, VCPU_GUEST = 8 };
-enum { CONSOLE_FORCE = 1, CONSOLE_SAFE = 2 };
-
-typedef struct Domain Domain;
-typedef void (*StartDoneFunc)(Domain *dom, RpcCall *call, const GError *error);
-
-/* A call that waits for the domain's current job. */
-typedef struct Deferred {
-    RpcCall *call;
-    RpcHandlerFunc fn;
-    gpointer args;
-} Deferred;
-
-typedef enum {
-    STOP_NONE,
-    STOP_DESTROY,           /* we sent SIGTERM/SIGKILL */
-    STOP_FAKE_REBOOT,       /* virsh reboot: power button, then start again */
-} StopIntent;
-
-struct Domain {
-    gint ref;
-    DomainDriver *drv;
-    char *name;
-    uint8_t uuid[16];
-    char uuidstr[CONF_UUID_STRING_LEN];
-    DomainDef *def;          /* persistent definition; NULL: transient */
-    DomainDef *live;         /* while active */
-    gboolean autostart;
-    gboolean removed;        /* no longer in the driver's tables */
-    int id;                  /* -1 when inactive */
-    int state, reason;
-    gint64 started_at;
-    guint64 start_ticks;
-
-    VmProcess *vm;
-    GArray *vcpu_tids;       /* pid_t per vCPU, from query-cpus-fast */
-    gboolean job;
-    GQueue waiters;          /* Deferred */
-    StopIntent stop_intent;
-    char *shutdown_reason;   /* of the last QMP SHUTDOWN event */
-    gboolean shutdown_guest;
-    GSource *kill_timer;
-    GPtrArray *stop_calls;   /* RpcCall waiting for the process to end */
-    RpcStream *console;
-    gboolean has_balloon;
-};
-
-struct DomainDriver {
-    RpcServer *srv;
-    GMainContext *ctx;
-    DaemonPaths *paths;
-    char *vmm_path;
-    unsigned caps;
-    guint start_timeout_ms;
-    guint destroy_timeout_ms;
-    GPtrArray *domains;      /* Domain, owned references, in definition order */
-    GHashTable *by_name;     /* borrowed */
-    GHashTable *by_uuid;     /* uuid string -> Domain, borrowed */
-    int next_id;
-    guint jobs;              /* domains with a job, for is_busy */
-    gboolean closing;        /* domain_driver_free(): leave every VM alone */
-};
-
 static void domain_start(Domain *dom, DomainDef *def, guint flags, gboolean keep_id,
                          RpcCall *call, StartDoneFunc done);
 static void job_end(Domain *dom);
+static void restore_failed(Domain *dom);
 
 /* ------------------------------------------------------------ objects */
 
@@ -136,6 +46,7 @@ static void domain_unref(Domain *dom)
     g_clear_pointer(&dom->live, domain_def_free);
     g_clear_pointer(&dom->vcpu_tids, g_array_unref);
     g_free(dom->shutdown_reason);
+    g_free(dom->incoming);
     g_ptr_array_unref(dom->stop_calls);
     g_free(dom);
 }
@@ -439,6 +350,9 @@ static void on_vm_event(VmProcess *vm, const char *event, JsonValue *data, gpoin
         dom->state = RPC_DOMAIN_SHUTDOWN;
         dom->reason = SHUTDOWN_USER;
         emit(dom, RPC_DOMAIN_EVENT_SHUTDOWN, guest ? EV_SHUTDOWN_GUEST : EV_SHUTDOWN_HOST);
+    } else if (!strcmp(event, "MIGRATION")) {
+        if (dom->djob)
+            domain_job_on_migration_event(dom, data);
     } else if (dom->job) {
         /* A start's own "cont": on_cont() reports it, as libvirt does. */
         return;
@@ -489,6 +403,15 @@ static void on_vm_exited(VmProcess *vm, int status, gpointer opaque)
 
     log_note(dom, "vireo-vmm %d %s (last shutdown reason: %s)", vm_process_get_pid(vm), how,
              why ? why : "none");
+    if (dom->incoming_start) {
+        /* A restore whose stream vireo-vmm could not load: the start fails. */
+        restore_failed(dom);
+        return;
+    }
+    if (dom->djob)
+        domain_job_vm_gone(dom);
+    if (dom->mig_out)
+        migrate_p2p_vm_gone(dom);
     if (dom->kill_timer) {
         g_source_destroy(dom->kill_timer);
         g_clear_pointer(&dom->kill_timer, g_source_unref);
@@ -496,6 +419,12 @@ static void on_vm_exited(VmProcess *vm, int status, gpointer opaque)
     if (dom->stop_intent == STOP_DESTROY) {
         reason = SHUTOFF_DESTROYED;
         detail = EV_STOPPED_DESTROYED;
+    } else if (dom->stop_intent == STOP_SAVED) {
+        reason = SHUTOFF_SAVED;
+        detail = EV_STOPPED_SAVED;
+    } else if (dom->stop_intent == STOP_MIGRATED) {
+        reason = SHUTOFF_MIGRATED;
+        detail = EV_STOPPED_MIGRATED;
     } else if (dom->stop_intent == STOP_FAKE_REBOOT && why && !strcmp(why, "guest-shutdown")) {
         action = "restart";
         reason = SHUTOFF_SHUTDOWN;
@@ -591,6 +520,14 @@ static void start_finish(StartCtx *sc, GError *error)
             emit(dom, RPC_DOMAIN_EVENT_STOPPED, EV_STOPPED_FAILED);
     } else {
         save_status(dom, TRUE);
+        if (sc->flags & START_MANAGED_SAVE)
+            domain_save_managed_started(dom);
+    }
+    g_clear_pointer(&dom->incoming, g_free);
+    dom->incoming_start = NULL;
+    if (dom->incoming_timer) {
+        g_source_destroy(dom->incoming_timer);
+        g_clear_pointer(&dom->incoming_timer, g_source_unref);
     }
     sc->done(dom, sc->call, err);
     if (err && !dom->def)
@@ -612,8 +549,10 @@ static void on_cont(QmpClient *c, JsonValue *ret, const GError *error, gpointer 
         return;
     }
     dom->state = RPC_DOMAIN_RUNNING;
-    dom->reason = RUNNING_BOOTED;
-    if (!sc->keep_id) {
+    dom->reason = sc->flags & START_RESTORE ? RUNNING_RESTORED : RUNNING_BOOTED;
+    if (sc->flags & START_RESTORE) {
+        emit(dom, RPC_DOMAIN_EVENT_STARTED, EV_STARTED_RESTORED);
+    } else if (!sc->keep_id) {
         /* What libvirtd sends when QEMU leaves -S: RESUMED, then STARTED. */
         emit(dom, RPC_DOMAIN_EVENT_RESUMED, EV_RESUMED_UNPAUSED);
         emit(dom, RPC_DOMAIN_EVENT_STARTED, EV_STARTED_BOOTED);
@@ -652,10 +591,16 @@ static void on_cpus(QmpClient *c, JsonValue *ret, const GError *error, gpointer 
         g_warning("domain '%s': query-cpus-fast: %s", dom->name, error->message);
     else
         store_vcpu_tids(dom, ret);
-    if (sc->flags & START_PAUSED) {
+    if (sc->flags & START_MIGRATE_IN) {
+        /* Resumed (or not) by the migration's finish step. */
+        dom->state = RPC_DOMAIN_PAUSED;
+        dom->reason = PAUSED_MIGRATION;
+        emit(dom, RPC_DOMAIN_EVENT_STARTED, EV_STARTED_MIGRATED);
+    } else if (sc->flags & START_PAUSED) {
         dom->state = RPC_DOMAIN_PAUSED;
         dom->reason = PAUSED_USER;
-        emit(dom, RPC_DOMAIN_EVENT_STARTED, EV_STARTED_BOOTED);
+        emit(dom, RPC_DOMAIN_EVENT_STARTED,
+             sc->flags & START_RESTORE ? EV_STARTED_RESTORED : EV_STARTED_BOOTED);
         emit(dom, RPC_DOMAIN_EVENT_SUSPENDED, EV_SUSPENDED_PAUSED);
     }
     start_finish(sc, NULL);
@@ -679,6 +624,67 @@ static char *last_vmm_message(const char *log)
     return g_strndup(p, MIN((gsize)(end ? end - p : (gssize)strlen(p)), 512));
 }
 
+static void start_vcpus(StartCtx *sc);
+static void incoming_poll(StartCtx *sc);
+
+static gboolean on_incoming_timer(gpointer opaque)
+{
+    StartCtx *sc = opaque;
+
+    g_clear_pointer(&sc->dom->incoming_timer, g_source_unref);
+    incoming_poll(sc);
+    return G_SOURCE_REMOVE;
+}
+
+/*
+ * vireo-vmm loads the image in its migration thread and leaves "inmigrate"
+ * for "paused" when done (it was started with -S); a bad image ends it
+ * (on_vm_exited -> restore_failed). Polled: there is no QMP "wait".
+ */
+static void on_incoming_status(QmpClient *c, JsonValue *ret, const GError *error,
+                               gpointer opaque)
+{
+    StartCtx *sc = opaque;
+    Domain *dom = sc->dom;
+    const char *status = ret ? json_object_get_string(ret, "status") : NULL;
+
+    if (error && error->code == QMP_CLIENT_ERROR_CLOSED)
+        return;                 /* the exit follows: restore_failed() */
+    if (error || !status) {
+        dom->incoming_start = NULL;
+        start_finish(sc, g_error_new(VIREO_ERROR, VIREO_ERROR_FAILED, "query-status: %s",
+                                     error ? error->message : "no status"));
+        return;
+    }
+    if (!strcmp(status, "inmigrate")) {
+        dom->incoming_timer = g_timeout_source_new(20);
+        g_source_set_callback(dom->incoming_timer, on_incoming_timer, sc, NULL);
+        g_source_attach(dom->incoming_timer, dom->drv->ctx);
+        return;
+    }
+    dom->incoming_start = NULL;
+    log_note(dom, "restored from the image (%s)", status);
+    start_vcpus(sc);
+}
+
+static void incoming_poll(StartCtx *sc)
+{
+    qmp_client_execute(vm_process_get_qmp(sc->dom->vm), "query-status", NULL,
+                       sc->dom->drv->start_timeout_ms, on_incoming_status, sc);
+}
+
+static void restore_failed(Domain *dom)
+{
+    StartCtx *sc = dom->incoming_start;
+    g_autofree char *log = daemon_paths_log(dom->drv->paths, dom->name);
+    g_autofree char *why = last_vmm_message(log);
+
+    dom->incoming_start = NULL;
+    start_finish(sc, g_error_new(VIREO_ERROR, VIREO_ERROR_FAILED,
+                                 "cannot restore the domain: %s (see %s)",
+                                 why ? why : "vireo-vmm ended", log));
+}
+
 static void on_start_ready(VmProcess *vm, const char *status, const GError *error,
                            gpointer opaque)
 {
@@ -692,6 +698,21 @@ static void on_start_ready(VmProcess *vm, const char *status, const GError *erro
                                      error->message, why ? ": " : "", why ? why : "", log));
         return;
     }
+    if (sc->flags & START_RESTORE) {
+        sc->dom->incoming_start = sc;
+        if (sc->flags & START_MIGRATE_IN)
+            migrate_p2p_incoming_listening(sc->dom);
+        incoming_poll(sc);
+        return;
+    }
+    start_vcpus(sc);
+}
+
+/* After the start or the restore: run the vCPUs, or leave them paused. */
+static void start_vcpus(StartCtx *sc)
+{
+    VmProcess *vm = sc->dom->vm;
+
     if (sc->flags & START_PAUSED)
         qmp_client_execute(vm_process_get_qmp(vm), "query-cpus-fast", NULL,
                            sc->dom->drv->start_timeout_ms, on_cpus, sc);
@@ -747,6 +768,15 @@ static void domain_start(Domain *dom, DomainDef *def, guint flags, gboolean keep
     argv = vmm_argv_build(def, &vp, drv->caps, &err);
     if (!argv)
         goto fail;
+    if (flags & START_RESTORE) {
+        guint n = g_strv_length(argv);
+
+        g_assert(dom->incoming);
+        argv = g_renew(char *, argv, n + 3);
+        argv[n] = g_strdup("--incoming");
+        argv[n + 1] = g_strdup(dom->incoming);
+        argv[n + 2] = NULL;
+    }
     remove_run_dir(drv, dom->uuidstr);
     if (g_mkdir_with_parents(dir, 0700) < 0) {
         int saved = errno;
@@ -1025,8 +1055,12 @@ static gboolean list_match(const Domain *d, guint flags)
         if (!ok)
             return FALSE;
     }
-    if ((flags & LIST_MANAGEDSAVE) && !(flags & LIST_NO_MANAGEDSAVE))
-        return FALSE;
+    if ((flags & (LIST_MANAGEDSAVE | LIST_NO_MANAGEDSAVE))) {
+        gboolean ms = !act && domain_save_has_managed(d->drv, d->name);
+
+        if (!((flags & LIST_MANAGEDSAVE && ms) || (flags & LIST_NO_MANAGEDSAVE && !ms)))
+            return FALSE;
+    }
     if ((flags & (LIST_AUTOSTART | LIST_NO_AUTOSTART)) &&
         !((flags & LIST_AUTOSTART && d->autostart) || (flags & LIST_NO_AUTOSTART && !d->autostart)))
         return FALSE;
@@ -1215,6 +1249,21 @@ static void undefine_common(RpcCall *call, gpointer args, gpointer opaque, guint
                       "cannot undefine a running domain: destroy or shut it down first");
         return;
     }
+    if (domain_save_has_managed(drv, dom->name)) {
+        g_autofree char *image = domain_save_managed_path(drv, dom->name);
+
+        /* libvirt's rule: the image goes only when the caller says so. */
+        if (!(flags & 1 /* VIR_DOMAIN_UNDEFINE_MANAGED_SAVE */)) {
+            rpc_call_fail(call, RPC_ERR_OPERATION_INVALID, "%s",
+                          "Refusing to undefine while domain managed save image exists");
+            return;
+        }
+        if (unlink(image) < 0 && errno != ENOENT) {
+            rpc_call_fail(call, RPC_ERR_SYSTEM_ERROR, "Failed to remove domain managed save "
+                          "image '%s': %s", image, g_strerror(errno));
+            return;
+        }
+    }
     path = daemon_paths_definition(drv->paths, dom->name);
     if (unlink(path) < 0 && errno != ENOENT) {
         int saved = errno;
@@ -1279,6 +1328,11 @@ static void create_common(RpcCall *call, gpointer args, gpointer opaque, guint f
     def = domain_def_copy(dom->def, &err);
     if (!def) {
         rpc_call_fail_gerror(call, err);
+        return;
+    }
+    /* As libvirt: a managed save image is restored instead of a boot. */
+    if (!domain_save_prepare_managed_start(dom, call, &def, &flags)) {
+        domain_def_free(def);
         return;
     }
     domain_start(dom, def, flags, FALSE, call, done);
@@ -1482,6 +1536,9 @@ static void h_suspend(RpcCall *call, gpointer args, gpointer opaque)
 {
     Domain *dom = get_domain(opaque, call, args);
 
+    /* virsh migrate --timeout: pausing makes a migration converge, so it may not wait. */
+    if (dom && dom->mig_out && migrate_p2p_suspend(dom, call))
+        return;
     if (!dom || defer_if_busy(dom, call, h_suspend, args) || !check_active(call, dom))
         return;
     if (dom->state == RPC_DOMAIN_PAUSED) {
@@ -1598,7 +1655,8 @@ INT_QUERY(h_is_active, RemoteDomainIsActiveRet, active, is_active(dom))
 INT_QUERY(h_is_persistent, RemoteDomainIsPersistentRet, persistent, dom->def != NULL)
 INT_QUERY(h_is_updated, RemoteDomainIsUpdatedRet, updated, 0)
 INT_QUERY(h_get_autostart, RemoteDomainGetAutostartRet, autostart, dom->autostart)
-INT_QUERY(h_has_managed_save, RemoteDomainHasManagedSaveImageRet, result, 0)
+INT_QUERY(h_has_managed_save, RemoteDomainHasManagedSaveImageRet, result,
+          domain_save_has_managed(dom->drv, dom->name))
 INT_QUERY(h_snapshot_num, RemoteDomainSnapshotNumRet, num, 0)
 INT_QUERY(h_get_max_memory, RemoteDomainGetMaxMemoryRet, memory, cur_def(dom)->memory_kib)
 INT_QUERY(h_get_max_vcpus, RemoteDomainGetMaxVcpusRet, num, cur_def(dom)->vcpus)
@@ -2007,6 +2065,9 @@ DomainDriver *domain_driver_new(RpcServer *srv, const DomainDriverConfig *cfg, G
     reconnect_all(drv);
     for (gsize i = 0; i < G_N_ELEMENTS(handlers); i++)
         rpc_server_set_handler(srv, REMOTE_PROGRAM, handlers[i].proc, handlers[i].fn, drv);
+    domain_save_register(drv, srv);
+    domain_job_register(drv, srv);
+    migrate_p2p_register(drv, srv);
     (void)error;
     return drv;
 }
@@ -2080,4 +2141,71 @@ void domain_driver_free(DomainDriver *drv)
     g_free(drv->vmm_path);
     g_main_context_unref(drv->ctx);
     g_free(drv);
+}
+
+/* ------------------------------------------------------------ for the driver's other files */
+
+Domain *domain_driver_ref(Domain *dom) { return domain_ref(dom); }
+void domain_driver_unref(Domain *dom) { domain_unref(dom); }
+gboolean domain_driver_is_active(const Domain *dom) { return is_active(dom); }
+void domain_driver_emit(Domain *dom, int event, int detail) { emit(dom, event, detail); }
+void domain_driver_set_state(Domain *dom, int state, int reason) { set_state(dom, state, reason); }
+void domain_driver_job_begin(Domain *dom) { job_begin(dom); }
+void domain_driver_job_end(Domain *dom) { job_end(dom); }
+void domain_driver_fail(RpcCall *call, const GError *error) { fail_gerror(call, error); }
+
+Domain *domain_driver_lookup(DomainDriver *drv, RpcCall *call, const RemoteNonnullDomain *w)
+{
+    return get_domain(drv, call, w);
+}
+
+gboolean domain_driver_check_active(RpcCall *call, Domain *dom)
+{
+    return check_active(call, dom);
+}
+
+gboolean domain_driver_check_flags(RpcCall *call, guint flags, guint known, const char *fn)
+{
+    return check_flags(call, flags, known, fn);
+}
+
+void domain_driver_log(Domain *dom, const char *fmt, ...)
+{
+    g_autofree char *msg = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    log_note(dom, "%s", msg);
+}
+
+gboolean domain_driver_defer(Domain *dom, RpcCall *call, RpcHandlerFunc fn, gpointer args)
+{
+    return defer_if_busy(dom, call, fn, args);
+}
+
+gboolean domain_driver_check_identity(DomainDriver *drv, RpcCall *call, const DomainDef *def,
+                                      Domain **found)
+{
+    return check_identity(drv, call, def, found);
+}
+
+Domain *domain_driver_add(DomainDriver *drv, const DomainDef *def)
+{
+    Domain *dom = domain_new(drv, def->name, def->uuid);
+
+    driver_add(drv, dom);
+    return dom;
+}
+
+void domain_driver_start(Domain *dom, DomainDef *def, guint flags, RpcCall *call,
+                         StartDoneFunc done)
+{
+    domain_start(dom, def, flags, FALSE, call, done);
+}
+
+void domain_driver_done_void(Domain *dom, RpcCall *call, const GError *error)
+{
+    done_void(dom, call, error);
 }

@@ -265,9 +265,29 @@ static const struct {
     { REMOTE_PROC_NODE_GET_INFO, h_node_get_info },
 };
 
+/* What virDomainMigrateToURI3(VIR_MIGRATE_PEER2PEER) asks before migrating (migrate-p2p.c). */
+static int on_supports_feature(RpcServerClient *client, int feature, gpointer opaque)
+{
+    HostDriver *hd = opaque;
+
+    if (!daemon_role_has_domains(hd->role))
+        return 0;
+    switch (feature) {
+    case RPC_FEATURE_MIGRATION_V3:
+    case RPC_FEATURE_MIGRATION_P2P:
+    case RPC_FEATURE_MIGRATION_PARAMS:
+    case RPC_FEATURE_MIGRATE_CHANGE_PROTECTION:
+    case RPC_FEATURE_XML_MIGRATABLE:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 HostDriver *host_driver_new(RpcServer *srv, DaemonRole role, const char *vmm_path)
 {
-    static const RpcServerHooks hooks = { .open = on_open };
+    static const RpcServerHooks hooks = { .open = on_open,
+                                          .supports_feature = on_supports_feature };
     HostDriver *hd = g_new0(HostDriver, 1);
 
     hd->role = role;

@@ -24,6 +24,7 @@
 #include "vireo/network-driver.h"
 #include "vireo/rpc-error.h"
 #include "vireo/rpc-server.h"
+#include "vireo/rpc-tcp.h"
 #include "vireo/socket-activation.h"
 #include "vireo/storage-driver.h"
 #include "vireo/util.h"
@@ -247,6 +248,7 @@ static void autostart(Daemon *d)
 int main(int argc, char **argv)
 {
     g_autofree char *root = NULL, *vmm = NULL, *role_name = NULL;
+    g_auto(GStrv) listen_tcp = NULL;
     int timeout = 0;
     gboolean verbose = FALSE, version = FALSE;
     GOptionEntry entries[] = {
@@ -258,6 +260,9 @@ int main(int argc, char **argv)
         { "role", 0, 0, G_OPTION_ARG_STRING, &role_name,
           "vireod, vireo-domaind, vireo-networkd or vireo-storaged (default: the program "
           "name)", "NAME" },
+        { "listen", 'l', 0, G_OPTION_ARG_STRING_ARRAY, &listen_tcp,
+          "also serve the remote protocol on TCP ADDR:PORT (port 16509 by default; no "
+          "authentication, no TLS: trusted networks only)", "ADDR[:PORT]" },
         { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "informational messages", NULL },
         { "version", 'V', 0, G_OPTION_ARG_NONE, &version, "print the version", NULL },
         { NULL },
@@ -326,6 +331,15 @@ int main(int argc, char **argv)
     if (!setup_sockets(&d, &err)) {
         g_printerr("vireod: %s\n", err->message);
         return 1;
+    }
+    for (guint i = 0; listen_tcp && listen_tcp[i]; i++) {
+        int fd = rpc_tcp_listen(listen_tcp[i], &err);
+
+        if (fd < 0 || !rpc_server_add_tcp_listener(d.srv, fd, &err)) {
+            g_printerr("vireod: %s\n", err->message);
+            return 1;
+        }
+        g_info("listening on tcp %s (no authentication)", listen_tcp[i]);
     }
     if (d.domains)
         autostart(&d);

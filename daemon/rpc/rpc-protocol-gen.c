@@ -3001,6 +3001,647 @@ void remote_domain_open_console_args_clear(RemoteDomainOpenConsoleArgs *v)
     memset(v, 0, sizeof(*v));
 }
 
+gboolean remote_domain_restore_args_encode(XdrWriter *w, const RemoteDomainRestoreArgs *v, GError **error)
+{
+    if (!xdr_write_string(w, v->from, REMOTE_STRING_MAX, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_domain_restore_args_decode(XdrReader *r, RemoteDomainRestoreArgs *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!xdr_read_string(r, &v->from, REMOTE_STRING_MAX, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_domain_restore_args_clear(v);
+    return FALSE;
+}
+
+void remote_domain_restore_args_clear(RemoteDomainRestoreArgs *v)
+{
+    g_free(v->from);
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_domain_save_args_encode(XdrWriter *w, const RemoteDomainSaveArgs *v, GError **error)
+{
+    if (!remote_nonnull_domain_encode(w, &v->dom, error))
+        return FALSE;
+    if (!xdr_write_string(w, v->to, REMOTE_STRING_MAX, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_domain_save_args_decode(XdrReader *r, RemoteDomainSaveArgs *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!remote_nonnull_domain_decode(r, &v->dom, error))
+        goto fail;
+    if (!xdr_read_string(r, &v->to, REMOTE_STRING_MAX, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_domain_save_args_clear(v);
+    return FALSE;
+}
+
+void remote_domain_save_args_clear(RemoteDomainSaveArgs *v)
+{
+    remote_nonnull_domain_clear(&v->dom);
+    g_free(v->to);
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_domain_save_flags_args_encode(XdrWriter *w, const RemoteDomainSaveFlagsArgs *v, GError **error)
+{
+    if (!remote_nonnull_domain_encode(w, &v->dom, error))
+        return FALSE;
+    if (!xdr_write_string(w, v->to, REMOTE_STRING_MAX, error))
+        return FALSE;
+    if (!xdr_write_optional(w, v->dxml != NULL, error))
+        return FALSE;
+    if (v->dxml && !xdr_write_string(w, v->dxml, REMOTE_STRING_MAX, error))
+        return FALSE;
+    if (!xdr_write_uint(w, v->flags, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_domain_save_flags_args_decode(XdrReader *r, RemoteDomainSaveFlagsArgs *v, GError **error)
+{
+    gboolean present;
+
+    memset(v, 0, sizeof(*v));
+    if (!remote_nonnull_domain_decode(r, &v->dom, error))
+        goto fail;
+    if (!xdr_read_string(r, &v->to, REMOTE_STRING_MAX, error))
+        goto fail;
+    if (!xdr_read_optional(r, &present, error))
+        goto fail;
+    if (present && !xdr_read_string(r, &v->dxml, REMOTE_STRING_MAX, error))
+        goto fail;
+    if (!xdr_read_uint(r, &v->flags, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_domain_save_flags_args_clear(v);
+    return FALSE;
+}
+
+void remote_domain_save_flags_args_clear(RemoteDomainSaveFlagsArgs *v)
+{
+    remote_nonnull_domain_clear(&v->dom);
+    g_free(v->to);
+    g_free(v->dxml);
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_domain_restore_flags_args_encode(XdrWriter *w, const RemoteDomainRestoreFlagsArgs *v, GError **error)
+{
+    if (!xdr_write_string(w, v->from, REMOTE_STRING_MAX, error))
+        return FALSE;
+    if (!xdr_write_optional(w, v->dxml != NULL, error))
+        return FALSE;
+    if (v->dxml && !xdr_write_string(w, v->dxml, REMOTE_STRING_MAX, error))
+        return FALSE;
+    if (!xdr_write_uint(w, v->flags, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_domain_restore_flags_args_decode(XdrReader *r, RemoteDomainRestoreFlagsArgs *v, GError **error)
+{
+    gboolean present;
+
+    memset(v, 0, sizeof(*v));
+    if (!xdr_read_string(r, &v->from, REMOTE_STRING_MAX, error))
+        goto fail;
+    if (!xdr_read_optional(r, &present, error))
+        goto fail;
+    if (present && !xdr_read_string(r, &v->dxml, REMOTE_STRING_MAX, error))
+        goto fail;
+    if (!xdr_read_uint(r, &v->flags, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_domain_restore_flags_args_clear(v);
+    return FALSE;
+}
+
+void remote_domain_restore_flags_args_clear(RemoteDomainRestoreFlagsArgs *v)
+{
+    g_free(v->from);
+    g_free(v->dxml);
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_domain_save_image_get_xml_desc_args_encode(XdrWriter *w, const RemoteDomainSaveImageGetXmlDescArgs *v, GError **error)
+{
+    if (!xdr_write_string(w, v->file, REMOTE_STRING_MAX, error))
+        return FALSE;
+    if (!xdr_write_uint(w, v->flags, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_domain_save_image_get_xml_desc_args_decode(XdrReader *r, RemoteDomainSaveImageGetXmlDescArgs *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!xdr_read_string(r, &v->file, REMOTE_STRING_MAX, error))
+        goto fail;
+    if (!xdr_read_uint(r, &v->flags, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_domain_save_image_get_xml_desc_args_clear(v);
+    return FALSE;
+}
+
+void remote_domain_save_image_get_xml_desc_args_clear(RemoteDomainSaveImageGetXmlDescArgs *v)
+{
+    g_free(v->file);
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_domain_save_image_get_xml_desc_ret_encode(XdrWriter *w, const RemoteDomainSaveImageGetXmlDescRet *v, GError **error)
+{
+    if (!xdr_write_string(w, v->xml, REMOTE_STRING_MAX, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_domain_save_image_get_xml_desc_ret_decode(XdrReader *r, RemoteDomainSaveImageGetXmlDescRet *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!xdr_read_string(r, &v->xml, REMOTE_STRING_MAX, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_domain_save_image_get_xml_desc_ret_clear(v);
+    return FALSE;
+}
+
+void remote_domain_save_image_get_xml_desc_ret_clear(RemoteDomainSaveImageGetXmlDescRet *v)
+{
+    g_free(v->xml);
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_domain_managed_save_args_encode(XdrWriter *w, const RemoteDomainManagedSaveArgs *v, GError **error)
+{
+    if (!remote_nonnull_domain_encode(w, &v->dom, error))
+        return FALSE;
+    if (!xdr_write_uint(w, v->flags, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_domain_managed_save_args_decode(XdrReader *r, RemoteDomainManagedSaveArgs *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!remote_nonnull_domain_decode(r, &v->dom, error))
+        goto fail;
+    if (!xdr_read_uint(r, &v->flags, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_domain_managed_save_args_clear(v);
+    return FALSE;
+}
+
+void remote_domain_managed_save_args_clear(RemoteDomainManagedSaveArgs *v)
+{
+    remote_nonnull_domain_clear(&v->dom);
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_domain_managed_save_remove_args_encode(XdrWriter *w, const RemoteDomainManagedSaveRemoveArgs *v, GError **error)
+{
+    if (!remote_nonnull_domain_encode(w, &v->dom, error))
+        return FALSE;
+    if (!xdr_write_uint(w, v->flags, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_domain_managed_save_remove_args_decode(XdrReader *r, RemoteDomainManagedSaveRemoveArgs *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!remote_nonnull_domain_decode(r, &v->dom, error))
+        goto fail;
+    if (!xdr_read_uint(r, &v->flags, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_domain_managed_save_remove_args_clear(v);
+    return FALSE;
+}
+
+void remote_domain_managed_save_remove_args_clear(RemoteDomainManagedSaveRemoveArgs *v)
+{
+    remote_nonnull_domain_clear(&v->dom);
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_domain_get_job_info_args_encode(XdrWriter *w, const RemoteDomainGetJobInfoArgs *v, GError **error)
+{
+    if (!remote_nonnull_domain_encode(w, &v->dom, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_domain_get_job_info_args_decode(XdrReader *r, RemoteDomainGetJobInfoArgs *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!remote_nonnull_domain_decode(r, &v->dom, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_domain_get_job_info_args_clear(v);
+    return FALSE;
+}
+
+void remote_domain_get_job_info_args_clear(RemoteDomainGetJobInfoArgs *v)
+{
+    remote_nonnull_domain_clear(&v->dom);
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_domain_get_job_info_ret_encode(XdrWriter *w, const RemoteDomainGetJobInfoRet *v, GError **error)
+{
+    if (!xdr_write_int(w, v->type, error))
+        return FALSE;
+    if (!xdr_write_uhyper(w, v->timeElapsed, error))
+        return FALSE;
+    if (!xdr_write_uhyper(w, v->timeRemaining, error))
+        return FALSE;
+    if (!xdr_write_uhyper(w, v->dataTotal, error))
+        return FALSE;
+    if (!xdr_write_uhyper(w, v->dataProcessed, error))
+        return FALSE;
+    if (!xdr_write_uhyper(w, v->dataRemaining, error))
+        return FALSE;
+    if (!xdr_write_uhyper(w, v->memTotal, error))
+        return FALSE;
+    if (!xdr_write_uhyper(w, v->memProcessed, error))
+        return FALSE;
+    if (!xdr_write_uhyper(w, v->memRemaining, error))
+        return FALSE;
+    if (!xdr_write_uhyper(w, v->fileTotal, error))
+        return FALSE;
+    if (!xdr_write_uhyper(w, v->fileProcessed, error))
+        return FALSE;
+    if (!xdr_write_uhyper(w, v->fileRemaining, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_domain_get_job_info_ret_decode(XdrReader *r, RemoteDomainGetJobInfoRet *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!xdr_read_int(r, &v->type, error))
+        goto fail;
+    if (!xdr_read_uhyper(r, &v->timeElapsed, error))
+        goto fail;
+    if (!xdr_read_uhyper(r, &v->timeRemaining, error))
+        goto fail;
+    if (!xdr_read_uhyper(r, &v->dataTotal, error))
+        goto fail;
+    if (!xdr_read_uhyper(r, &v->dataProcessed, error))
+        goto fail;
+    if (!xdr_read_uhyper(r, &v->dataRemaining, error))
+        goto fail;
+    if (!xdr_read_uhyper(r, &v->memTotal, error))
+        goto fail;
+    if (!xdr_read_uhyper(r, &v->memProcessed, error))
+        goto fail;
+    if (!xdr_read_uhyper(r, &v->memRemaining, error))
+        goto fail;
+    if (!xdr_read_uhyper(r, &v->fileTotal, error))
+        goto fail;
+    if (!xdr_read_uhyper(r, &v->fileProcessed, error))
+        goto fail;
+    if (!xdr_read_uhyper(r, &v->fileRemaining, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_domain_get_job_info_ret_clear(v);
+    return FALSE;
+}
+
+void remote_domain_get_job_info_ret_clear(RemoteDomainGetJobInfoRet *v)
+{
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_domain_get_job_stats_args_encode(XdrWriter *w, const RemoteDomainGetJobStatsArgs *v, GError **error)
+{
+    if (!remote_nonnull_domain_encode(w, &v->dom, error))
+        return FALSE;
+    if (!xdr_write_uint(w, v->flags, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_domain_get_job_stats_args_decode(XdrReader *r, RemoteDomainGetJobStatsArgs *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!remote_nonnull_domain_decode(r, &v->dom, error))
+        goto fail;
+    if (!xdr_read_uint(r, &v->flags, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_domain_get_job_stats_args_clear(v);
+    return FALSE;
+}
+
+void remote_domain_get_job_stats_args_clear(RemoteDomainGetJobStatsArgs *v)
+{
+    remote_nonnull_domain_clear(&v->dom);
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_domain_get_job_stats_ret_encode(XdrWriter *w, const RemoteDomainGetJobStatsRet *v, GError **error)
+{
+    if (!xdr_write_int(w, v->type, error))
+        return FALSE;
+    if (!xdr_write_array_count(w, v->n_params, REMOTE_DOMAIN_JOB_STATS_MAX, error))
+        return FALSE;
+    for (guint i = 0; i < v->n_params; i++) {
+        if (!remote_typed_param_encode(w, &v->params[i], error))
+            return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean remote_domain_get_job_stats_ret_decode(XdrReader *r, RemoteDomainGetJobStatsRet *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!xdr_read_int(r, &v->type, error))
+        goto fail;
+    if (!xdr_read_array_count(r, &v->n_params, REMOTE_DOMAIN_JOB_STATS_MAX, 12, error))
+        goto fail;
+    v->params = v->n_params ? g_new0(RemoteTypedParam, v->n_params) : NULL;
+    for (guint i = 0; i < v->n_params; i++) {
+        if (!remote_typed_param_decode(r, &v->params[i], error))
+            goto fail;
+    }
+    return TRUE;
+
+fail:
+    remote_domain_get_job_stats_ret_clear(v);
+    return FALSE;
+}
+
+void remote_domain_get_job_stats_ret_clear(RemoteDomainGetJobStatsRet *v)
+{
+    for (guint i = 0; v->params && i < v->n_params; i++) {
+        remote_typed_param_clear(&v->params[i]);
+    }
+    g_free(v->params);
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_domain_abort_job_args_encode(XdrWriter *w, const RemoteDomainAbortJobArgs *v, GError **error)
+{
+    if (!remote_nonnull_domain_encode(w, &v->dom, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_domain_abort_job_args_decode(XdrReader *r, RemoteDomainAbortJobArgs *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!remote_nonnull_domain_decode(r, &v->dom, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_domain_abort_job_args_clear(v);
+    return FALSE;
+}
+
+void remote_domain_abort_job_args_clear(RemoteDomainAbortJobArgs *v)
+{
+    remote_nonnull_domain_clear(&v->dom);
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_domain_abort_job_flags_args_encode(XdrWriter *w, const RemoteDomainAbortJobFlagsArgs *v, GError **error)
+{
+    if (!remote_nonnull_domain_encode(w, &v->dom, error))
+        return FALSE;
+    if (!xdr_write_uint(w, v->flags, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_domain_abort_job_flags_args_decode(XdrReader *r, RemoteDomainAbortJobFlagsArgs *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!remote_nonnull_domain_decode(r, &v->dom, error))
+        goto fail;
+    if (!xdr_read_uint(r, &v->flags, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_domain_abort_job_flags_args_clear(v);
+    return FALSE;
+}
+
+void remote_domain_abort_job_flags_args_clear(RemoteDomainAbortJobFlagsArgs *v)
+{
+    remote_nonnull_domain_clear(&v->dom);
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_domain_migrate_set_max_downtime_args_encode(XdrWriter *w, const RemoteDomainMigrateSetMaxDowntimeArgs *v, GError **error)
+{
+    if (!remote_nonnull_domain_encode(w, &v->dom, error))
+        return FALSE;
+    if (!xdr_write_uhyper(w, v->downtime, error))
+        return FALSE;
+    if (!xdr_write_uint(w, v->flags, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_domain_migrate_set_max_downtime_args_decode(XdrReader *r, RemoteDomainMigrateSetMaxDowntimeArgs *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!remote_nonnull_domain_decode(r, &v->dom, error))
+        goto fail;
+    if (!xdr_read_uhyper(r, &v->downtime, error))
+        goto fail;
+    if (!xdr_read_uint(r, &v->flags, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_domain_migrate_set_max_downtime_args_clear(v);
+    return FALSE;
+}
+
+void remote_domain_migrate_set_max_downtime_args_clear(RemoteDomainMigrateSetMaxDowntimeArgs *v)
+{
+    remote_nonnull_domain_clear(&v->dom);
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_domain_migrate_get_max_downtime_args_encode(XdrWriter *w, const RemoteDomainMigrateGetMaxDowntimeArgs *v, GError **error)
+{
+    if (!remote_nonnull_domain_encode(w, &v->dom, error))
+        return FALSE;
+    if (!xdr_write_uint(w, v->flags, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_domain_migrate_get_max_downtime_args_decode(XdrReader *r, RemoteDomainMigrateGetMaxDowntimeArgs *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!remote_nonnull_domain_decode(r, &v->dom, error))
+        goto fail;
+    if (!xdr_read_uint(r, &v->flags, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_domain_migrate_get_max_downtime_args_clear(v);
+    return FALSE;
+}
+
+void remote_domain_migrate_get_max_downtime_args_clear(RemoteDomainMigrateGetMaxDowntimeArgs *v)
+{
+    remote_nonnull_domain_clear(&v->dom);
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_domain_migrate_get_max_downtime_ret_encode(XdrWriter *w, const RemoteDomainMigrateGetMaxDowntimeRet *v, GError **error)
+{
+    if (!xdr_write_uhyper(w, v->downtime, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_domain_migrate_get_max_downtime_ret_decode(XdrReader *r, RemoteDomainMigrateGetMaxDowntimeRet *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!xdr_read_uhyper(r, &v->downtime, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_domain_migrate_get_max_downtime_ret_clear(v);
+    return FALSE;
+}
+
+void remote_domain_migrate_get_max_downtime_ret_clear(RemoteDomainMigrateGetMaxDowntimeRet *v)
+{
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_domain_migrate_set_max_speed_args_encode(XdrWriter *w, const RemoteDomainMigrateSetMaxSpeedArgs *v, GError **error)
+{
+    if (!remote_nonnull_domain_encode(w, &v->dom, error))
+        return FALSE;
+    if (!xdr_write_uhyper(w, v->bandwidth, error))
+        return FALSE;
+    if (!xdr_write_uint(w, v->flags, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_domain_migrate_set_max_speed_args_decode(XdrReader *r, RemoteDomainMigrateSetMaxSpeedArgs *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!remote_nonnull_domain_decode(r, &v->dom, error))
+        goto fail;
+    if (!xdr_read_uhyper(r, &v->bandwidth, error))
+        goto fail;
+    if (!xdr_read_uint(r, &v->flags, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_domain_migrate_set_max_speed_args_clear(v);
+    return FALSE;
+}
+
+void remote_domain_migrate_set_max_speed_args_clear(RemoteDomainMigrateSetMaxSpeedArgs *v)
+{
+    remote_nonnull_domain_clear(&v->dom);
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_domain_migrate_get_max_speed_args_encode(XdrWriter *w, const RemoteDomainMigrateGetMaxSpeedArgs *v, GError **error)
+{
+    if (!remote_nonnull_domain_encode(w, &v->dom, error))
+        return FALSE;
+    if (!xdr_write_uint(w, v->flags, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_domain_migrate_get_max_speed_args_decode(XdrReader *r, RemoteDomainMigrateGetMaxSpeedArgs *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!remote_nonnull_domain_decode(r, &v->dom, error))
+        goto fail;
+    if (!xdr_read_uint(r, &v->flags, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_domain_migrate_get_max_speed_args_clear(v);
+    return FALSE;
+}
+
+void remote_domain_migrate_get_max_speed_args_clear(RemoteDomainMigrateGetMaxSpeedArgs *v)
+{
+    remote_nonnull_domain_clear(&v->dom);
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_domain_migrate_get_max_speed_ret_encode(XdrWriter *w, const RemoteDomainMigrateGetMaxSpeedRet *v, GError **error)
+{
+    if (!xdr_write_uhyper(w, v->bandwidth, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_domain_migrate_get_max_speed_ret_decode(XdrReader *r, RemoteDomainMigrateGetMaxSpeedRet *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!xdr_read_uhyper(r, &v->bandwidth, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_domain_migrate_get_max_speed_ret_clear(v);
+    return FALSE;
+}
+
+void remote_domain_migrate_get_max_speed_ret_clear(RemoteDomainMigrateGetMaxSpeedRet *v)
+{
+    memset(v, 0, sizeof(*v));
+}
+
 gboolean remote_connect_domain_event_register_ret_encode(XdrWriter *w, const RemoteConnectDomainEventRegisterRet *v, GError **error)
 {
     if (!xdr_write_int(w, v->cb_registered, error))
@@ -3427,6 +4068,386 @@ fail:
 
 void remote_connect_num_of_defined_storage_pools_ret_clear(RemoteConnectNumOfDefinedStoragePoolsRet *v)
 {
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_domain_migrate_begin3_params_args_encode(XdrWriter *w, const RemoteDomainMigrateBegin3ParamsArgs *v, GError **error)
+{
+    if (!remote_nonnull_domain_encode(w, &v->dom, error))
+        return FALSE;
+    if (!xdr_write_array_count(w, v->n_params, REMOTE_DOMAIN_MIGRATE_PARAM_LIST_MAX, error))
+        return FALSE;
+    for (guint i = 0; i < v->n_params; i++) {
+        if (!remote_typed_param_encode(w, &v->params[i], error))
+            return FALSE;
+    }
+    if (!xdr_write_uint(w, v->flags, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_domain_migrate_begin3_params_args_decode(XdrReader *r, RemoteDomainMigrateBegin3ParamsArgs *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!remote_nonnull_domain_decode(r, &v->dom, error))
+        goto fail;
+    if (!xdr_read_array_count(r, &v->n_params, REMOTE_DOMAIN_MIGRATE_PARAM_LIST_MAX, 12, error))
+        goto fail;
+    v->params = v->n_params ? g_new0(RemoteTypedParam, v->n_params) : NULL;
+    for (guint i = 0; i < v->n_params; i++) {
+        if (!remote_typed_param_decode(r, &v->params[i], error))
+            goto fail;
+    }
+    if (!xdr_read_uint(r, &v->flags, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_domain_migrate_begin3_params_args_clear(v);
+    return FALSE;
+}
+
+void remote_domain_migrate_begin3_params_args_clear(RemoteDomainMigrateBegin3ParamsArgs *v)
+{
+    remote_nonnull_domain_clear(&v->dom);
+    for (guint i = 0; v->params && i < v->n_params; i++) {
+        remote_typed_param_clear(&v->params[i]);
+    }
+    g_free(v->params);
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_domain_migrate_begin3_params_ret_encode(XdrWriter *w, const RemoteDomainMigrateBegin3ParamsRet *v, GError **error)
+{
+    if (!xdr_write_opaque(w, v->cookie_out, v->n_cookie_out, REMOTE_MIGRATE_COOKIE_MAX, error))
+        return FALSE;
+    if (!xdr_write_string(w, v->xml, REMOTE_STRING_MAX, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_domain_migrate_begin3_params_ret_decode(XdrReader *r, RemoteDomainMigrateBegin3ParamsRet *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!xdr_read_opaque(r, &v->cookie_out, &v->n_cookie_out, REMOTE_MIGRATE_COOKIE_MAX, error))
+        goto fail;
+    if (!xdr_read_string(r, &v->xml, REMOTE_STRING_MAX, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_domain_migrate_begin3_params_ret_clear(v);
+    return FALSE;
+}
+
+void remote_domain_migrate_begin3_params_ret_clear(RemoteDomainMigrateBegin3ParamsRet *v)
+{
+    g_free(v->cookie_out);
+    g_free(v->xml);
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_domain_migrate_prepare3_params_args_encode(XdrWriter *w, const RemoteDomainMigratePrepare3ParamsArgs *v, GError **error)
+{
+    if (!xdr_write_array_count(w, v->n_params, REMOTE_DOMAIN_MIGRATE_PARAM_LIST_MAX, error))
+        return FALSE;
+    for (guint i = 0; i < v->n_params; i++) {
+        if (!remote_typed_param_encode(w, &v->params[i], error))
+            return FALSE;
+    }
+    if (!xdr_write_opaque(w, v->cookie_in, v->n_cookie_in, REMOTE_MIGRATE_COOKIE_MAX, error))
+        return FALSE;
+    if (!xdr_write_uint(w, v->flags, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_domain_migrate_prepare3_params_args_decode(XdrReader *r, RemoteDomainMigratePrepare3ParamsArgs *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!xdr_read_array_count(r, &v->n_params, REMOTE_DOMAIN_MIGRATE_PARAM_LIST_MAX, 12, error))
+        goto fail;
+    v->params = v->n_params ? g_new0(RemoteTypedParam, v->n_params) : NULL;
+    for (guint i = 0; i < v->n_params; i++) {
+        if (!remote_typed_param_decode(r, &v->params[i], error))
+            goto fail;
+    }
+    if (!xdr_read_opaque(r, &v->cookie_in, &v->n_cookie_in, REMOTE_MIGRATE_COOKIE_MAX, error))
+        goto fail;
+    if (!xdr_read_uint(r, &v->flags, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_domain_migrate_prepare3_params_args_clear(v);
+    return FALSE;
+}
+
+void remote_domain_migrate_prepare3_params_args_clear(RemoteDomainMigratePrepare3ParamsArgs *v)
+{
+    for (guint i = 0; v->params && i < v->n_params; i++) {
+        remote_typed_param_clear(&v->params[i]);
+    }
+    g_free(v->params);
+    g_free(v->cookie_in);
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_domain_migrate_prepare3_params_ret_encode(XdrWriter *w, const RemoteDomainMigratePrepare3ParamsRet *v, GError **error)
+{
+    if (!xdr_write_opaque(w, v->cookie_out, v->n_cookie_out, REMOTE_MIGRATE_COOKIE_MAX, error))
+        return FALSE;
+    if (!xdr_write_optional(w, v->uri_out != NULL, error))
+        return FALSE;
+    if (v->uri_out && !xdr_write_string(w, v->uri_out, REMOTE_STRING_MAX, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_domain_migrate_prepare3_params_ret_decode(XdrReader *r, RemoteDomainMigratePrepare3ParamsRet *v, GError **error)
+{
+    gboolean present;
+
+    memset(v, 0, sizeof(*v));
+    if (!xdr_read_opaque(r, &v->cookie_out, &v->n_cookie_out, REMOTE_MIGRATE_COOKIE_MAX, error))
+        goto fail;
+    if (!xdr_read_optional(r, &present, error))
+        goto fail;
+    if (present && !xdr_read_string(r, &v->uri_out, REMOTE_STRING_MAX, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_domain_migrate_prepare3_params_ret_clear(v);
+    return FALSE;
+}
+
+void remote_domain_migrate_prepare3_params_ret_clear(RemoteDomainMigratePrepare3ParamsRet *v)
+{
+    g_free(v->cookie_out);
+    g_free(v->uri_out);
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_domain_migrate_perform3_params_args_encode(XdrWriter *w, const RemoteDomainMigratePerform3ParamsArgs *v, GError **error)
+{
+    if (!remote_nonnull_domain_encode(w, &v->dom, error))
+        return FALSE;
+    if (!xdr_write_optional(w, v->dconnuri != NULL, error))
+        return FALSE;
+    if (v->dconnuri && !xdr_write_string(w, v->dconnuri, REMOTE_STRING_MAX, error))
+        return FALSE;
+    if (!xdr_write_array_count(w, v->n_params, REMOTE_DOMAIN_MIGRATE_PARAM_LIST_MAX, error))
+        return FALSE;
+    for (guint i = 0; i < v->n_params; i++) {
+        if (!remote_typed_param_encode(w, &v->params[i], error))
+            return FALSE;
+    }
+    if (!xdr_write_opaque(w, v->cookie_in, v->n_cookie_in, REMOTE_MIGRATE_COOKIE_MAX, error))
+        return FALSE;
+    if (!xdr_write_uint(w, v->flags, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_domain_migrate_perform3_params_args_decode(XdrReader *r, RemoteDomainMigratePerform3ParamsArgs *v, GError **error)
+{
+    gboolean present;
+
+    memset(v, 0, sizeof(*v));
+    if (!remote_nonnull_domain_decode(r, &v->dom, error))
+        goto fail;
+    if (!xdr_read_optional(r, &present, error))
+        goto fail;
+    if (present && !xdr_read_string(r, &v->dconnuri, REMOTE_STRING_MAX, error))
+        goto fail;
+    if (!xdr_read_array_count(r, &v->n_params, REMOTE_DOMAIN_MIGRATE_PARAM_LIST_MAX, 12, error))
+        goto fail;
+    v->params = v->n_params ? g_new0(RemoteTypedParam, v->n_params) : NULL;
+    for (guint i = 0; i < v->n_params; i++) {
+        if (!remote_typed_param_decode(r, &v->params[i], error))
+            goto fail;
+    }
+    if (!xdr_read_opaque(r, &v->cookie_in, &v->n_cookie_in, REMOTE_MIGRATE_COOKIE_MAX, error))
+        goto fail;
+    if (!xdr_read_uint(r, &v->flags, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_domain_migrate_perform3_params_args_clear(v);
+    return FALSE;
+}
+
+void remote_domain_migrate_perform3_params_args_clear(RemoteDomainMigratePerform3ParamsArgs *v)
+{
+    remote_nonnull_domain_clear(&v->dom);
+    g_free(v->dconnuri);
+    for (guint i = 0; v->params && i < v->n_params; i++) {
+        remote_typed_param_clear(&v->params[i]);
+    }
+    g_free(v->params);
+    g_free(v->cookie_in);
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_domain_migrate_perform3_params_ret_encode(XdrWriter *w, const RemoteDomainMigratePerform3ParamsRet *v, GError **error)
+{
+    if (!xdr_write_opaque(w, v->cookie_out, v->n_cookie_out, REMOTE_MIGRATE_COOKIE_MAX, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_domain_migrate_perform3_params_ret_decode(XdrReader *r, RemoteDomainMigratePerform3ParamsRet *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!xdr_read_opaque(r, &v->cookie_out, &v->n_cookie_out, REMOTE_MIGRATE_COOKIE_MAX, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_domain_migrate_perform3_params_ret_clear(v);
+    return FALSE;
+}
+
+void remote_domain_migrate_perform3_params_ret_clear(RemoteDomainMigratePerform3ParamsRet *v)
+{
+    g_free(v->cookie_out);
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_domain_migrate_finish3_params_args_encode(XdrWriter *w, const RemoteDomainMigrateFinish3ParamsArgs *v, GError **error)
+{
+    if (!xdr_write_array_count(w, v->n_params, REMOTE_DOMAIN_MIGRATE_PARAM_LIST_MAX, error))
+        return FALSE;
+    for (guint i = 0; i < v->n_params; i++) {
+        if (!remote_typed_param_encode(w, &v->params[i], error))
+            return FALSE;
+    }
+    if (!xdr_write_opaque(w, v->cookie_in, v->n_cookie_in, REMOTE_MIGRATE_COOKIE_MAX, error))
+        return FALSE;
+    if (!xdr_write_uint(w, v->flags, error))
+        return FALSE;
+    if (!xdr_write_int(w, v->cancelled, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_domain_migrate_finish3_params_args_decode(XdrReader *r, RemoteDomainMigrateFinish3ParamsArgs *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!xdr_read_array_count(r, &v->n_params, REMOTE_DOMAIN_MIGRATE_PARAM_LIST_MAX, 12, error))
+        goto fail;
+    v->params = v->n_params ? g_new0(RemoteTypedParam, v->n_params) : NULL;
+    for (guint i = 0; i < v->n_params; i++) {
+        if (!remote_typed_param_decode(r, &v->params[i], error))
+            goto fail;
+    }
+    if (!xdr_read_opaque(r, &v->cookie_in, &v->n_cookie_in, REMOTE_MIGRATE_COOKIE_MAX, error))
+        goto fail;
+    if (!xdr_read_uint(r, &v->flags, error))
+        goto fail;
+    if (!xdr_read_int(r, &v->cancelled, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_domain_migrate_finish3_params_args_clear(v);
+    return FALSE;
+}
+
+void remote_domain_migrate_finish3_params_args_clear(RemoteDomainMigrateFinish3ParamsArgs *v)
+{
+    for (guint i = 0; v->params && i < v->n_params; i++) {
+        remote_typed_param_clear(&v->params[i]);
+    }
+    g_free(v->params);
+    g_free(v->cookie_in);
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_domain_migrate_finish3_params_ret_encode(XdrWriter *w, const RemoteDomainMigrateFinish3ParamsRet *v, GError **error)
+{
+    if (!remote_nonnull_domain_encode(w, &v->dom, error))
+        return FALSE;
+    if (!xdr_write_opaque(w, v->cookie_out, v->n_cookie_out, REMOTE_MIGRATE_COOKIE_MAX, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_domain_migrate_finish3_params_ret_decode(XdrReader *r, RemoteDomainMigrateFinish3ParamsRet *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!remote_nonnull_domain_decode(r, &v->dom, error))
+        goto fail;
+    if (!xdr_read_opaque(r, &v->cookie_out, &v->n_cookie_out, REMOTE_MIGRATE_COOKIE_MAX, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_domain_migrate_finish3_params_ret_clear(v);
+    return FALSE;
+}
+
+void remote_domain_migrate_finish3_params_ret_clear(RemoteDomainMigrateFinish3ParamsRet *v)
+{
+    remote_nonnull_domain_clear(&v->dom);
+    g_free(v->cookie_out);
+    memset(v, 0, sizeof(*v));
+}
+
+gboolean remote_domain_migrate_confirm3_params_args_encode(XdrWriter *w, const RemoteDomainMigrateConfirm3ParamsArgs *v, GError **error)
+{
+    if (!remote_nonnull_domain_encode(w, &v->dom, error))
+        return FALSE;
+    if (!xdr_write_array_count(w, v->n_params, REMOTE_DOMAIN_MIGRATE_PARAM_LIST_MAX, error))
+        return FALSE;
+    for (guint i = 0; i < v->n_params; i++) {
+        if (!remote_typed_param_encode(w, &v->params[i], error))
+            return FALSE;
+    }
+    if (!xdr_write_opaque(w, v->cookie_in, v->n_cookie_in, REMOTE_MIGRATE_COOKIE_MAX, error))
+        return FALSE;
+    if (!xdr_write_uint(w, v->flags, error))
+        return FALSE;
+    if (!xdr_write_int(w, v->cancelled, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_domain_migrate_confirm3_params_args_decode(XdrReader *r, RemoteDomainMigrateConfirm3ParamsArgs *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!remote_nonnull_domain_decode(r, &v->dom, error))
+        goto fail;
+    if (!xdr_read_array_count(r, &v->n_params, REMOTE_DOMAIN_MIGRATE_PARAM_LIST_MAX, 12, error))
+        goto fail;
+    v->params = v->n_params ? g_new0(RemoteTypedParam, v->n_params) : NULL;
+    for (guint i = 0; i < v->n_params; i++) {
+        if (!remote_typed_param_decode(r, &v->params[i], error))
+            goto fail;
+    }
+    if (!xdr_read_opaque(r, &v->cookie_in, &v->n_cookie_in, REMOTE_MIGRATE_COOKIE_MAX, error))
+        goto fail;
+    if (!xdr_read_uint(r, &v->flags, error))
+        goto fail;
+    if (!xdr_read_int(r, &v->cancelled, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_domain_migrate_confirm3_params_args_clear(v);
+    return FALSE;
+}
+
+void remote_domain_migrate_confirm3_params_args_clear(RemoteDomainMigrateConfirm3ParamsArgs *v)
+{
+    remote_nonnull_domain_clear(&v->dom);
+    for (guint i = 0; v->params && i < v->n_params; i++) {
+        remote_typed_param_clear(&v->params[i]);
+    }
+    g_free(v->params);
+    g_free(v->cookie_in);
     memset(v, 0, sizeof(*v));
 }
 
@@ -4858,6 +5879,306 @@ static void remote_domain_open_console_args_clear_any(void *v)
     remote_domain_open_console_args_clear(v);
 }
 
+static gboolean remote_domain_restore_args_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_domain_restore_args_encode(w, v, error);
+}
+
+static gboolean remote_domain_restore_args_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_domain_restore_args_decode(r, v, error);
+}
+
+static void remote_domain_restore_args_clear_any(void *v)
+{
+    remote_domain_restore_args_clear(v);
+}
+
+static gboolean remote_domain_save_args_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_domain_save_args_encode(w, v, error);
+}
+
+static gboolean remote_domain_save_args_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_domain_save_args_decode(r, v, error);
+}
+
+static void remote_domain_save_args_clear_any(void *v)
+{
+    remote_domain_save_args_clear(v);
+}
+
+static gboolean remote_domain_save_flags_args_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_domain_save_flags_args_encode(w, v, error);
+}
+
+static gboolean remote_domain_save_flags_args_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_domain_save_flags_args_decode(r, v, error);
+}
+
+static void remote_domain_save_flags_args_clear_any(void *v)
+{
+    remote_domain_save_flags_args_clear(v);
+}
+
+static gboolean remote_domain_restore_flags_args_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_domain_restore_flags_args_encode(w, v, error);
+}
+
+static gboolean remote_domain_restore_flags_args_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_domain_restore_flags_args_decode(r, v, error);
+}
+
+static void remote_domain_restore_flags_args_clear_any(void *v)
+{
+    remote_domain_restore_flags_args_clear(v);
+}
+
+static gboolean remote_domain_save_image_get_xml_desc_args_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_domain_save_image_get_xml_desc_args_encode(w, v, error);
+}
+
+static gboolean remote_domain_save_image_get_xml_desc_args_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_domain_save_image_get_xml_desc_args_decode(r, v, error);
+}
+
+static void remote_domain_save_image_get_xml_desc_args_clear_any(void *v)
+{
+    remote_domain_save_image_get_xml_desc_args_clear(v);
+}
+
+static gboolean remote_domain_save_image_get_xml_desc_ret_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_domain_save_image_get_xml_desc_ret_encode(w, v, error);
+}
+
+static gboolean remote_domain_save_image_get_xml_desc_ret_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_domain_save_image_get_xml_desc_ret_decode(r, v, error);
+}
+
+static void remote_domain_save_image_get_xml_desc_ret_clear_any(void *v)
+{
+    remote_domain_save_image_get_xml_desc_ret_clear(v);
+}
+
+static gboolean remote_domain_managed_save_args_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_domain_managed_save_args_encode(w, v, error);
+}
+
+static gboolean remote_domain_managed_save_args_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_domain_managed_save_args_decode(r, v, error);
+}
+
+static void remote_domain_managed_save_args_clear_any(void *v)
+{
+    remote_domain_managed_save_args_clear(v);
+}
+
+static gboolean remote_domain_managed_save_remove_args_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_domain_managed_save_remove_args_encode(w, v, error);
+}
+
+static gboolean remote_domain_managed_save_remove_args_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_domain_managed_save_remove_args_decode(r, v, error);
+}
+
+static void remote_domain_managed_save_remove_args_clear_any(void *v)
+{
+    remote_domain_managed_save_remove_args_clear(v);
+}
+
+static gboolean remote_domain_get_job_info_args_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_domain_get_job_info_args_encode(w, v, error);
+}
+
+static gboolean remote_domain_get_job_info_args_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_domain_get_job_info_args_decode(r, v, error);
+}
+
+static void remote_domain_get_job_info_args_clear_any(void *v)
+{
+    remote_domain_get_job_info_args_clear(v);
+}
+
+static gboolean remote_domain_get_job_info_ret_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_domain_get_job_info_ret_encode(w, v, error);
+}
+
+static gboolean remote_domain_get_job_info_ret_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_domain_get_job_info_ret_decode(r, v, error);
+}
+
+static void remote_domain_get_job_info_ret_clear_any(void *v)
+{
+    remote_domain_get_job_info_ret_clear(v);
+}
+
+static gboolean remote_domain_get_job_stats_args_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_domain_get_job_stats_args_encode(w, v, error);
+}
+
+static gboolean remote_domain_get_job_stats_args_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_domain_get_job_stats_args_decode(r, v, error);
+}
+
+static void remote_domain_get_job_stats_args_clear_any(void *v)
+{
+    remote_domain_get_job_stats_args_clear(v);
+}
+
+static gboolean remote_domain_get_job_stats_ret_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_domain_get_job_stats_ret_encode(w, v, error);
+}
+
+static gboolean remote_domain_get_job_stats_ret_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_domain_get_job_stats_ret_decode(r, v, error);
+}
+
+static void remote_domain_get_job_stats_ret_clear_any(void *v)
+{
+    remote_domain_get_job_stats_ret_clear(v);
+}
+
+static gboolean remote_domain_abort_job_args_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_domain_abort_job_args_encode(w, v, error);
+}
+
+static gboolean remote_domain_abort_job_args_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_domain_abort_job_args_decode(r, v, error);
+}
+
+static void remote_domain_abort_job_args_clear_any(void *v)
+{
+    remote_domain_abort_job_args_clear(v);
+}
+
+static gboolean remote_domain_abort_job_flags_args_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_domain_abort_job_flags_args_encode(w, v, error);
+}
+
+static gboolean remote_domain_abort_job_flags_args_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_domain_abort_job_flags_args_decode(r, v, error);
+}
+
+static void remote_domain_abort_job_flags_args_clear_any(void *v)
+{
+    remote_domain_abort_job_flags_args_clear(v);
+}
+
+static gboolean remote_domain_migrate_set_max_downtime_args_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_domain_migrate_set_max_downtime_args_encode(w, v, error);
+}
+
+static gboolean remote_domain_migrate_set_max_downtime_args_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_domain_migrate_set_max_downtime_args_decode(r, v, error);
+}
+
+static void remote_domain_migrate_set_max_downtime_args_clear_any(void *v)
+{
+    remote_domain_migrate_set_max_downtime_args_clear(v);
+}
+
+static gboolean remote_domain_migrate_get_max_downtime_args_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_domain_migrate_get_max_downtime_args_encode(w, v, error);
+}
+
+static gboolean remote_domain_migrate_get_max_downtime_args_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_domain_migrate_get_max_downtime_args_decode(r, v, error);
+}
+
+static void remote_domain_migrate_get_max_downtime_args_clear_any(void *v)
+{
+    remote_domain_migrate_get_max_downtime_args_clear(v);
+}
+
+static gboolean remote_domain_migrate_get_max_downtime_ret_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_domain_migrate_get_max_downtime_ret_encode(w, v, error);
+}
+
+static gboolean remote_domain_migrate_get_max_downtime_ret_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_domain_migrate_get_max_downtime_ret_decode(r, v, error);
+}
+
+static void remote_domain_migrate_get_max_downtime_ret_clear_any(void *v)
+{
+    remote_domain_migrate_get_max_downtime_ret_clear(v);
+}
+
+static gboolean remote_domain_migrate_set_max_speed_args_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_domain_migrate_set_max_speed_args_encode(w, v, error);
+}
+
+static gboolean remote_domain_migrate_set_max_speed_args_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_domain_migrate_set_max_speed_args_decode(r, v, error);
+}
+
+static void remote_domain_migrate_set_max_speed_args_clear_any(void *v)
+{
+    remote_domain_migrate_set_max_speed_args_clear(v);
+}
+
+static gboolean remote_domain_migrate_get_max_speed_args_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_domain_migrate_get_max_speed_args_encode(w, v, error);
+}
+
+static gboolean remote_domain_migrate_get_max_speed_args_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_domain_migrate_get_max_speed_args_decode(r, v, error);
+}
+
+static void remote_domain_migrate_get_max_speed_args_clear_any(void *v)
+{
+    remote_domain_migrate_get_max_speed_args_clear(v);
+}
+
+static gboolean remote_domain_migrate_get_max_speed_ret_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_domain_migrate_get_max_speed_ret_encode(w, v, error);
+}
+
+static gboolean remote_domain_migrate_get_max_speed_ret_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_domain_migrate_get_max_speed_ret_decode(r, v, error);
+}
+
+static void remote_domain_migrate_get_max_speed_ret_clear_any(void *v)
+{
+    remote_domain_migrate_get_max_speed_ret_clear(v);
+}
+
 static gboolean remote_connect_domain_event_register_ret_encode_any(XdrWriter *w, const void *v, GError **error)
 {
     return remote_connect_domain_event_register_ret_encode(w, v, error);
@@ -5083,6 +6404,141 @@ static void remote_connect_num_of_defined_storage_pools_ret_clear_any(void *v)
     remote_connect_num_of_defined_storage_pools_ret_clear(v);
 }
 
+static gboolean remote_domain_migrate_begin3_params_args_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_domain_migrate_begin3_params_args_encode(w, v, error);
+}
+
+static gboolean remote_domain_migrate_begin3_params_args_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_domain_migrate_begin3_params_args_decode(r, v, error);
+}
+
+static void remote_domain_migrate_begin3_params_args_clear_any(void *v)
+{
+    remote_domain_migrate_begin3_params_args_clear(v);
+}
+
+static gboolean remote_domain_migrate_begin3_params_ret_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_domain_migrate_begin3_params_ret_encode(w, v, error);
+}
+
+static gboolean remote_domain_migrate_begin3_params_ret_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_domain_migrate_begin3_params_ret_decode(r, v, error);
+}
+
+static void remote_domain_migrate_begin3_params_ret_clear_any(void *v)
+{
+    remote_domain_migrate_begin3_params_ret_clear(v);
+}
+
+static gboolean remote_domain_migrate_prepare3_params_args_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_domain_migrate_prepare3_params_args_encode(w, v, error);
+}
+
+static gboolean remote_domain_migrate_prepare3_params_args_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_domain_migrate_prepare3_params_args_decode(r, v, error);
+}
+
+static void remote_domain_migrate_prepare3_params_args_clear_any(void *v)
+{
+    remote_domain_migrate_prepare3_params_args_clear(v);
+}
+
+static gboolean remote_domain_migrate_prepare3_params_ret_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_domain_migrate_prepare3_params_ret_encode(w, v, error);
+}
+
+static gboolean remote_domain_migrate_prepare3_params_ret_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_domain_migrate_prepare3_params_ret_decode(r, v, error);
+}
+
+static void remote_domain_migrate_prepare3_params_ret_clear_any(void *v)
+{
+    remote_domain_migrate_prepare3_params_ret_clear(v);
+}
+
+static gboolean remote_domain_migrate_perform3_params_args_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_domain_migrate_perform3_params_args_encode(w, v, error);
+}
+
+static gboolean remote_domain_migrate_perform3_params_args_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_domain_migrate_perform3_params_args_decode(r, v, error);
+}
+
+static void remote_domain_migrate_perform3_params_args_clear_any(void *v)
+{
+    remote_domain_migrate_perform3_params_args_clear(v);
+}
+
+static gboolean remote_domain_migrate_perform3_params_ret_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_domain_migrate_perform3_params_ret_encode(w, v, error);
+}
+
+static gboolean remote_domain_migrate_perform3_params_ret_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_domain_migrate_perform3_params_ret_decode(r, v, error);
+}
+
+static void remote_domain_migrate_perform3_params_ret_clear_any(void *v)
+{
+    remote_domain_migrate_perform3_params_ret_clear(v);
+}
+
+static gboolean remote_domain_migrate_finish3_params_args_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_domain_migrate_finish3_params_args_encode(w, v, error);
+}
+
+static gboolean remote_domain_migrate_finish3_params_args_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_domain_migrate_finish3_params_args_decode(r, v, error);
+}
+
+static void remote_domain_migrate_finish3_params_args_clear_any(void *v)
+{
+    remote_domain_migrate_finish3_params_args_clear(v);
+}
+
+static gboolean remote_domain_migrate_finish3_params_ret_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_domain_migrate_finish3_params_ret_encode(w, v, error);
+}
+
+static gboolean remote_domain_migrate_finish3_params_ret_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_domain_migrate_finish3_params_ret_decode(r, v, error);
+}
+
+static void remote_domain_migrate_finish3_params_ret_clear_any(void *v)
+{
+    remote_domain_migrate_finish3_params_ret_clear(v);
+}
+
+static gboolean remote_domain_migrate_confirm3_params_args_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_domain_migrate_confirm3_params_args_encode(w, v, error);
+}
+
+static gboolean remote_domain_migrate_confirm3_params_args_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_domain_migrate_confirm3_params_args_decode(r, v, error);
+}
+
+static void remote_domain_migrate_confirm3_params_args_clear_any(void *v)
+{
+    remote_domain_migrate_confirm3_params_args_clear(v);
+}
+
 static gboolean admin_connect_open_args_encode_any(XdrWriter *w, const void *v, GError **error)
 {
     return admin_connect_open_args_encode(w, v, error);
@@ -5232,6 +6688,12 @@ const RpcProcedure rpc_protocol_procedures[] = {
     { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 52, "CONNECT_NUM_OF_NETWORKS", "virConnectNumOfNetworks", RPC_PROC_RO,
       { 0, NULL, NULL, NULL, NULL },
       { sizeof(RemoteConnectNumOfNetworksRet), "remote_connect_num_of_networks_ret", remote_connect_num_of_networks_ret_encode_any, remote_connect_num_of_networks_ret_decode_any, remote_connect_num_of_networks_ret_clear_any } },
+    { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 54, "DOMAIN_RESTORE", "virDomainRestore", 0,
+      { sizeof(RemoteDomainRestoreArgs), "remote_domain_restore_args", remote_domain_restore_args_encode_any, remote_domain_restore_args_decode_any, remote_domain_restore_args_clear_any },
+      { 0, NULL, NULL, NULL, NULL } },
+    { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 55, "DOMAIN_SAVE", "virDomainSave", 0,
+      { sizeof(RemoteDomainSaveArgs), "remote_domain_save_args", remote_domain_save_args_encode_any, remote_domain_save_args_decode_any, remote_domain_save_args_clear_any },
+      { 0, NULL, NULL, NULL, NULL } },
     { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 59, "CONNECT_GET_HOSTNAME", "virConnectGetHostname", RPC_PROC_RO,
       { 0, NULL, NULL, NULL, NULL },
       { sizeof(RemoteConnectGetHostnameRet), "remote_connect_get_hostname_ret", remote_connect_get_hostname_ret_encode_any, remote_connect_get_hostname_ret_decode_any, remote_connect_get_hostname_ret_clear_any } },
@@ -5280,9 +6742,24 @@ const RpcProcedure rpc_protocol_procedures[] = {
     { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 157, "CONNECT_GET_LIB_VERSION", "virConnectGetLibVersion", RPC_PROC_RO,
       { 0, NULL, NULL, NULL, NULL },
       { sizeof(RemoteConnectGetLibVersionRet), "remote_connect_get_lib_version_ret", remote_connect_get_lib_version_ret_encode_any, remote_connect_get_lib_version_ret_decode_any, remote_connect_get_lib_version_ret_clear_any } },
+    { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 163, "DOMAIN_GET_JOB_INFO", "virDomainGetJobInfo", RPC_PROC_RO,
+      { sizeof(RemoteDomainGetJobInfoArgs), "remote_domain_get_job_info_args", remote_domain_get_job_info_args_encode_any, remote_domain_get_job_info_args_decode_any, remote_domain_get_job_info_args_clear_any },
+      { sizeof(RemoteDomainGetJobInfoRet), "remote_domain_get_job_info_ret", remote_domain_get_job_info_ret_encode_any, remote_domain_get_job_info_ret_decode_any, remote_domain_get_job_info_ret_clear_any } },
+    { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 164, "DOMAIN_ABORT_JOB", "virDomainAbortJob", 0,
+      { sizeof(RemoteDomainAbortJobArgs), "remote_domain_abort_job_args", remote_domain_abort_job_args_encode_any, remote_domain_abort_job_args_decode_any, remote_domain_abort_job_args_clear_any },
+      { 0, NULL, NULL, NULL, NULL } },
+    { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 166, "DOMAIN_MIGRATE_SET_MAX_DOWNTIME", "virDomainMigrateSetMaxDowntime", 0,
+      { sizeof(RemoteDomainMigrateSetMaxDowntimeArgs), "remote_domain_migrate_set_max_downtime_args", remote_domain_migrate_set_max_downtime_args_encode_any, remote_domain_migrate_set_max_downtime_args_decode_any, remote_domain_migrate_set_max_downtime_args_clear_any },
+      { 0, NULL, NULL, NULL, NULL } },
+    { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 182, "DOMAIN_MANAGED_SAVE", "virDomainManagedSave", 0,
+      { sizeof(RemoteDomainManagedSaveArgs), "remote_domain_managed_save_args", remote_domain_managed_save_args_encode_any, remote_domain_managed_save_args_decode_any, remote_domain_managed_save_args_clear_any },
+      { 0, NULL, NULL, NULL, NULL } },
     { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 183, "DOMAIN_HAS_MANAGED_SAVE_IMAGE", "virDomainHasManagedSaveImage", RPC_PROC_RO,
       { sizeof(RemoteDomainHasManagedSaveImageArgs), "remote_domain_has_managed_save_image_args", remote_domain_has_managed_save_image_args_encode_any, remote_domain_has_managed_save_image_args_decode_any, remote_domain_has_managed_save_image_args_clear_any },
       { sizeof(RemoteDomainHasManagedSaveImageRet), "remote_domain_has_managed_save_image_ret", remote_domain_has_managed_save_image_ret_encode_any, remote_domain_has_managed_save_image_ret_decode_any, remote_domain_has_managed_save_image_ret_clear_any } },
+    { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 184, "DOMAIN_MANAGED_SAVE_REMOVE", "virDomainManagedSaveRemove", 0,
+      { sizeof(RemoteDomainManagedSaveRemoveArgs), "remote_domain_managed_save_remove_args", remote_domain_managed_save_remove_args_encode_any, remote_domain_managed_save_remove_args_decode_any, remote_domain_managed_save_remove_args_clear_any },
+      { 0, NULL, NULL, NULL, NULL } },
     { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 187, "DOMAIN_SNAPSHOT_NUM", "virDomainSnapshotNum", RPC_PROC_RO,
       { sizeof(RemoteDomainSnapshotNumArgs), "remote_domain_snapshot_num_args", remote_domain_snapshot_num_args_encode_any, remote_domain_snapshot_num_args_decode_any, remote_domain_snapshot_num_args_clear_any },
       { sizeof(RemoteDomainSnapshotNumRet), "remote_domain_snapshot_num_ret", remote_domain_snapshot_num_ret_encode_any, remote_domain_snapshot_num_ret_decode_any, remote_domain_snapshot_num_ret_clear_any } },
@@ -5307,15 +6784,30 @@ const RpcProcedure rpc_protocol_procedures[] = {
     { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 204, "DOMAIN_SET_MEMORY_FLAGS", "virDomainSetMemoryFlags", 0,
       { sizeof(RemoteDomainSetMemoryFlagsArgs), "remote_domain_set_memory_flags_args", remote_domain_set_memory_flags_args_encode_any, remote_domain_set_memory_flags_args_decode_any, remote_domain_set_memory_flags_args_clear_any },
       { 0, NULL, NULL, NULL, NULL } },
+    { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 207, "DOMAIN_MIGRATE_SET_MAX_SPEED", "virDomainMigrateSetMaxSpeed", 0,
+      { sizeof(RemoteDomainMigrateSetMaxSpeedArgs), "remote_domain_migrate_set_max_speed_args", remote_domain_migrate_set_max_speed_args_encode_any, remote_domain_migrate_set_max_speed_args_decode_any, remote_domain_migrate_set_max_speed_args_clear_any },
+      { 0, NULL, NULL, NULL, NULL } },
     { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 212, "DOMAIN_GET_STATE", "virDomainGetState", RPC_PROC_RO,
       { sizeof(RemoteDomainGetStateArgs), "remote_domain_get_state_args", remote_domain_get_state_args_encode_any, remote_domain_get_state_args_decode_any, remote_domain_get_state_args_clear_any },
       { sizeof(RemoteDomainGetStateRet), "remote_domain_get_state_ret", remote_domain_get_state_ret_encode_any, remote_domain_get_state_ret_decode_any, remote_domain_get_state_ret_clear_any } },
     { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 231, "DOMAIN_UNDEFINE_FLAGS", "virDomainUndefineFlags", 0,
       { sizeof(RemoteDomainUndefineFlagsArgs), "remote_domain_undefine_flags_args", remote_domain_undefine_flags_args_encode_any, remote_domain_undefine_flags_args_decode_any, remote_domain_undefine_flags_args_clear_any },
       { 0, NULL, NULL, NULL, NULL } },
+    { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 232, "DOMAIN_SAVE_FLAGS", "virDomainSaveFlags", 0,
+      { sizeof(RemoteDomainSaveFlagsArgs), "remote_domain_save_flags_args", remote_domain_save_flags_args_encode_any, remote_domain_save_flags_args_decode_any, remote_domain_save_flags_args_clear_any },
+      { 0, NULL, NULL, NULL, NULL } },
+    { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 233, "DOMAIN_RESTORE_FLAGS", "virDomainRestoreFlags", 0,
+      { sizeof(RemoteDomainRestoreFlagsArgs), "remote_domain_restore_flags_args", remote_domain_restore_flags_args_encode_any, remote_domain_restore_flags_args_decode_any, remote_domain_restore_flags_args_clear_any },
+      { 0, NULL, NULL, NULL, NULL } },
     { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 234, "DOMAIN_DESTROY_FLAGS", "virDomainDestroyFlags", 0,
       { sizeof(RemoteDomainDestroyFlagsArgs), "remote_domain_destroy_flags_args", remote_domain_destroy_flags_args_encode_any, remote_domain_destroy_flags_args_decode_any, remote_domain_destroy_flags_args_clear_any },
       { 0, NULL, NULL, NULL, NULL } },
+    { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 235, "DOMAIN_SAVE_IMAGE_GET_XML_DESC", "virDomainSaveImageGetXMLDesc", RPC_PROC_RO,
+      { sizeof(RemoteDomainSaveImageGetXmlDescArgs), "remote_domain_save_image_get_xml_desc_args", remote_domain_save_image_get_xml_desc_args_encode_any, remote_domain_save_image_get_xml_desc_args_decode_any, remote_domain_save_image_get_xml_desc_args_clear_any },
+      { sizeof(RemoteDomainSaveImageGetXmlDescRet), "remote_domain_save_image_get_xml_desc_ret", remote_domain_save_image_get_xml_desc_ret_encode_any, remote_domain_save_image_get_xml_desc_ret_decode_any, remote_domain_save_image_get_xml_desc_ret_clear_any } },
+    { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 242, "DOMAIN_MIGRATE_GET_MAX_SPEED", "virDomainMigrateGetMaxSpeed", 0,
+      { sizeof(RemoteDomainMigrateGetMaxSpeedArgs), "remote_domain_migrate_get_max_speed_args", remote_domain_migrate_get_max_speed_args_encode_any, remote_domain_migrate_get_max_speed_args_decode_any, remote_domain_migrate_get_max_speed_args_clear_any },
+      { sizeof(RemoteDomainMigrateGetMaxSpeedRet), "remote_domain_migrate_get_max_speed_ret", remote_domain_migrate_get_max_speed_ret_encode_any, remote_domain_migrate_get_max_speed_ret_decode_any, remote_domain_migrate_get_max_speed_ret_clear_any } },
     { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 245, "DOMAIN_RESET", "virDomainReset", 0,
       { sizeof(RemoteDomainResetArgs), "remote_domain_reset_args", remote_domain_reset_args_encode_any, remote_domain_reset_args_decode_any, remote_domain_reset_args_clear_any },
       { 0, NULL, NULL, NULL, NULL } },
@@ -5331,6 +6823,24 @@ const RpcProcedure rpc_protocol_procedures[] = {
     { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 283, "CONNECT_LIST_ALL_NETWORKS", "virConnectListAllNetworks", RPC_PROC_RO,
       { sizeof(RemoteConnectListAllNetworksArgs), "remote_connect_list_all_networks_args", remote_connect_list_all_networks_args_encode_any, remote_connect_list_all_networks_args_decode_any, remote_connect_list_all_networks_args_clear_any },
       { sizeof(RemoteConnectListAllNetworksRet), "remote_connect_list_all_networks_ret", remote_connect_list_all_networks_ret_encode_any, remote_connect_list_all_networks_ret_decode_any, remote_connect_list_all_networks_ret_clear_any } },
+    { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 298, "DOMAIN_GET_JOB_STATS", "virDomainGetJobStats", RPC_PROC_RO,
+      { sizeof(RemoteDomainGetJobStatsArgs), "remote_domain_get_job_stats_args", remote_domain_get_job_stats_args_encode_any, remote_domain_get_job_stats_args_decode_any, remote_domain_get_job_stats_args_clear_any },
+      { sizeof(RemoteDomainGetJobStatsRet), "remote_domain_get_job_stats_ret", remote_domain_get_job_stats_ret_encode_any, remote_domain_get_job_stats_ret_decode_any, remote_domain_get_job_stats_ret_clear_any } },
+    { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 302, "DOMAIN_MIGRATE_BEGIN3_PARAMS", "virDomainMigrateBegin3Params", 0,
+      { sizeof(RemoteDomainMigrateBegin3ParamsArgs), "remote_domain_migrate_begin3_params_args", remote_domain_migrate_begin3_params_args_encode_any, remote_domain_migrate_begin3_params_args_decode_any, remote_domain_migrate_begin3_params_args_clear_any },
+      { sizeof(RemoteDomainMigrateBegin3ParamsRet), "remote_domain_migrate_begin3_params_ret", remote_domain_migrate_begin3_params_ret_encode_any, remote_domain_migrate_begin3_params_ret_decode_any, remote_domain_migrate_begin3_params_ret_clear_any } },
+    { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 303, "DOMAIN_MIGRATE_PREPARE3_PARAMS", "virDomainMigratePrepare3Params", 0,
+      { sizeof(RemoteDomainMigratePrepare3ParamsArgs), "remote_domain_migrate_prepare3_params_args", remote_domain_migrate_prepare3_params_args_encode_any, remote_domain_migrate_prepare3_params_args_decode_any, remote_domain_migrate_prepare3_params_args_clear_any },
+      { sizeof(RemoteDomainMigratePrepare3ParamsRet), "remote_domain_migrate_prepare3_params_ret", remote_domain_migrate_prepare3_params_ret_encode_any, remote_domain_migrate_prepare3_params_ret_decode_any, remote_domain_migrate_prepare3_params_ret_clear_any } },
+    { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 305, "DOMAIN_MIGRATE_PERFORM3_PARAMS", "virDomainMigratePerform3Params", 0,
+      { sizeof(RemoteDomainMigratePerform3ParamsArgs), "remote_domain_migrate_perform3_params_args", remote_domain_migrate_perform3_params_args_encode_any, remote_domain_migrate_perform3_params_args_decode_any, remote_domain_migrate_perform3_params_args_clear_any },
+      { sizeof(RemoteDomainMigratePerform3ParamsRet), "remote_domain_migrate_perform3_params_ret", remote_domain_migrate_perform3_params_ret_encode_any, remote_domain_migrate_perform3_params_ret_decode_any, remote_domain_migrate_perform3_params_ret_clear_any } },
+    { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 306, "DOMAIN_MIGRATE_FINISH3_PARAMS", "virDomainMigrateFinish3Params", 0,
+      { sizeof(RemoteDomainMigrateFinish3ParamsArgs), "remote_domain_migrate_finish3_params_args", remote_domain_migrate_finish3_params_args_encode_any, remote_domain_migrate_finish3_params_args_decode_any, remote_domain_migrate_finish3_params_args_clear_any },
+      { sizeof(RemoteDomainMigrateFinish3ParamsRet), "remote_domain_migrate_finish3_params_ret", remote_domain_migrate_finish3_params_ret_encode_any, remote_domain_migrate_finish3_params_ret_decode_any, remote_domain_migrate_finish3_params_ret_clear_any } },
+    { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 307, "DOMAIN_MIGRATE_CONFIRM3_PARAMS", "virDomainMigrateConfirm3Params", 0,
+      { sizeof(RemoteDomainMigrateConfirm3ParamsArgs), "remote_domain_migrate_confirm3_params_args", remote_domain_migrate_confirm3_params_args_encode_any, remote_domain_migrate_confirm3_params_args_decode_any, remote_domain_migrate_confirm3_params_args_clear_any },
+      { 0, NULL, NULL, NULL, NULL } },
     { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 316, "CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY", "virConnectDomainEventRegisterAny", RPC_PROC_RO,
       { sizeof(RemoteConnectDomainEventCallbackRegisterAnyArgs), "remote_connect_domain_event_callback_register_any_args", remote_connect_domain_event_callback_register_any_args_encode_any, remote_connect_domain_event_callback_register_any_args_decode_any, remote_connect_domain_event_callback_register_any_args_clear_any },
       { sizeof(RemoteConnectDomainEventCallbackRegisterAnyRet), "remote_connect_domain_event_callback_register_any_ret", remote_connect_domain_event_callback_register_any_ret_encode_any, remote_connect_domain_event_callback_register_any_ret_decode_any, remote_connect_domain_event_callback_register_any_ret_clear_any } },
@@ -5352,9 +6862,15 @@ const RpcProcedure rpc_protocol_procedures[] = {
     { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 361, "CONNECT_UNREGISTER_CLOSE_CALLBACK", "virConnectUnregisterCloseCallback", RPC_PROC_RO,
       { 0, NULL, NULL, NULL, NULL },
       { 0, NULL, NULL, NULL, NULL } },
+    { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 387, "DOMAIN_MIGRATE_GET_MAX_DOWNTIME", "virDomainMigrateGetMaxDowntime", 0,
+      { sizeof(RemoteDomainMigrateGetMaxDowntimeArgs), "remote_domain_migrate_get_max_downtime_args", remote_domain_migrate_get_max_downtime_args_encode_any, remote_domain_migrate_get_max_downtime_args_decode_any, remote_domain_migrate_get_max_downtime_args_clear_any },
+      { sizeof(RemoteDomainMigrateGetMaxDowntimeRet), "remote_domain_migrate_get_max_downtime_ret", remote_domain_migrate_get_max_downtime_ret_encode_any, remote_domain_migrate_get_max_downtime_ret_decode_any, remote_domain_migrate_get_max_downtime_ret_clear_any } },
     { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 426, "DOMAIN_GET_MESSAGES", "virDomainGetMessages", RPC_PROC_RO,
       { sizeof(RemoteDomainGetMessagesArgs), "remote_domain_get_messages_args", remote_domain_get_messages_args_encode_any, remote_domain_get_messages_args_decode_any, remote_domain_get_messages_args_clear_any },
       { sizeof(RemoteDomainGetMessagesRet), "remote_domain_get_messages_ret", remote_domain_get_messages_ret_encode_any, remote_domain_get_messages_ret_decode_any, remote_domain_get_messages_ret_clear_any } },
+    { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 442, "DOMAIN_ABORT_JOB_FLAGS", "virDomainAbortJobFlags", 0,
+      { sizeof(RemoteDomainAbortJobFlagsArgs), "remote_domain_abort_job_flags_args", remote_domain_abort_job_flags_args_encode_any, remote_domain_abort_job_flags_args_decode_any, remote_domain_abort_job_flags_args_clear_any },
+      { 0, NULL, NULL, NULL, NULL } },
     { KEEPALIVE_PROGRAM, KEEPALIVE_PROTOCOL_VERSION, 1, "PING", NULL, RPC_PROC_EVENT | RPC_PROC_RO | RPC_PROC_NOAUTH | RPC_PROC_NOOPEN,
       { 0, NULL, NULL, NULL, NULL },
       { 0, NULL, NULL, NULL, NULL } },

@@ -29,6 +29,9 @@
 #define REMOTE_NODE_MODEL_LEN 32
 #define REMOTE_NETWORK_LIST_MAX 16384
 #define REMOTE_STORAGE_POOL_LIST_MAX 16384
+#define REMOTE_DOMAIN_JOB_STATS_MAX 64
+#define REMOTE_MIGRATE_COOKIE_MAX 4194304
+#define REMOTE_DOMAIN_MIGRATE_PARAM_LIST_MAX 64
 
 #define REMOTE_PROGRAM 0x20008086u
 #define REMOTE_PROTOCOL_VERSION 1
@@ -1385,6 +1388,196 @@ gboolean remote_domain_open_console_args_decode(XdrReader *r, RemoteDomainOpenCo
 void remote_domain_open_console_args_clear(RemoteDomainOpenConsoleArgs *v);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainOpenConsoleArgs, remote_domain_open_console_args_clear)
 
+typedef struct RemoteDomainRestoreArgs {
+    char *from;
+} RemoteDomainRestoreArgs;
+gboolean remote_domain_restore_args_encode(XdrWriter *w, const RemoteDomainRestoreArgs *v, GError **error);
+gboolean remote_domain_restore_args_decode(XdrReader *r, RemoteDomainRestoreArgs *v, GError **error);
+void remote_domain_restore_args_clear(RemoteDomainRestoreArgs *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainRestoreArgs, remote_domain_restore_args_clear)
+
+typedef struct RemoteDomainSaveArgs {
+    RemoteNonnullDomain dom;
+    char *to;
+} RemoteDomainSaveArgs;
+gboolean remote_domain_save_args_encode(XdrWriter *w, const RemoteDomainSaveArgs *v, GError **error);
+gboolean remote_domain_save_args_decode(XdrReader *r, RemoteDomainSaveArgs *v, GError **error);
+void remote_domain_save_args_clear(RemoteDomainSaveArgs *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainSaveArgs, remote_domain_save_args_clear)
+
+typedef struct RemoteDomainSaveFlagsArgs {
+    RemoteNonnullDomain dom;
+    char *to;
+    char *dxml;            /* NULL: absent */
+    guint32 flags;
+} RemoteDomainSaveFlagsArgs;
+gboolean remote_domain_save_flags_args_encode(XdrWriter *w, const RemoteDomainSaveFlagsArgs *v, GError **error);
+gboolean remote_domain_save_flags_args_decode(XdrReader *r, RemoteDomainSaveFlagsArgs *v, GError **error);
+void remote_domain_save_flags_args_clear(RemoteDomainSaveFlagsArgs *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainSaveFlagsArgs, remote_domain_save_flags_args_clear)
+
+typedef struct RemoteDomainRestoreFlagsArgs {
+    char *from;
+    char *dxml;            /* NULL: absent */
+    guint32 flags;
+} RemoteDomainRestoreFlagsArgs;
+gboolean remote_domain_restore_flags_args_encode(XdrWriter *w, const RemoteDomainRestoreFlagsArgs *v, GError **error);
+gboolean remote_domain_restore_flags_args_decode(XdrReader *r, RemoteDomainRestoreFlagsArgs *v, GError **error);
+void remote_domain_restore_flags_args_clear(RemoteDomainRestoreFlagsArgs *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainRestoreFlagsArgs, remote_domain_restore_flags_args_clear)
+
+typedef struct RemoteDomainSaveImageGetXmlDescArgs {
+    char *file;
+    guint32 flags;
+} RemoteDomainSaveImageGetXmlDescArgs;
+gboolean remote_domain_save_image_get_xml_desc_args_encode(XdrWriter *w, const RemoteDomainSaveImageGetXmlDescArgs *v, GError **error);
+gboolean remote_domain_save_image_get_xml_desc_args_decode(XdrReader *r, RemoteDomainSaveImageGetXmlDescArgs *v, GError **error);
+void remote_domain_save_image_get_xml_desc_args_clear(RemoteDomainSaveImageGetXmlDescArgs *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainSaveImageGetXmlDescArgs, remote_domain_save_image_get_xml_desc_args_clear)
+
+typedef struct RemoteDomainSaveImageGetXmlDescRet {
+    char *xml;
+} RemoteDomainSaveImageGetXmlDescRet;
+gboolean remote_domain_save_image_get_xml_desc_ret_encode(XdrWriter *w, const RemoteDomainSaveImageGetXmlDescRet *v, GError **error);
+gboolean remote_domain_save_image_get_xml_desc_ret_decode(XdrReader *r, RemoteDomainSaveImageGetXmlDescRet *v, GError **error);
+void remote_domain_save_image_get_xml_desc_ret_clear(RemoteDomainSaveImageGetXmlDescRet *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainSaveImageGetXmlDescRet, remote_domain_save_image_get_xml_desc_ret_clear)
+
+typedef struct RemoteDomainManagedSaveArgs {
+    RemoteNonnullDomain dom;
+    guint32 flags;
+} RemoteDomainManagedSaveArgs;
+gboolean remote_domain_managed_save_args_encode(XdrWriter *w, const RemoteDomainManagedSaveArgs *v, GError **error);
+gboolean remote_domain_managed_save_args_decode(XdrReader *r, RemoteDomainManagedSaveArgs *v, GError **error);
+void remote_domain_managed_save_args_clear(RemoteDomainManagedSaveArgs *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainManagedSaveArgs, remote_domain_managed_save_args_clear)
+
+typedef struct RemoteDomainManagedSaveRemoveArgs {
+    RemoteNonnullDomain dom;
+    guint32 flags;
+} RemoteDomainManagedSaveRemoveArgs;
+gboolean remote_domain_managed_save_remove_args_encode(XdrWriter *w, const RemoteDomainManagedSaveRemoveArgs *v, GError **error);
+gboolean remote_domain_managed_save_remove_args_decode(XdrReader *r, RemoteDomainManagedSaveRemoveArgs *v, GError **error);
+void remote_domain_managed_save_remove_args_clear(RemoteDomainManagedSaveRemoveArgs *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainManagedSaveRemoveArgs, remote_domain_managed_save_remove_args_clear)
+
+typedef struct RemoteDomainGetJobInfoArgs {
+    RemoteNonnullDomain dom;
+} RemoteDomainGetJobInfoArgs;
+gboolean remote_domain_get_job_info_args_encode(XdrWriter *w, const RemoteDomainGetJobInfoArgs *v, GError **error);
+gboolean remote_domain_get_job_info_args_decode(XdrReader *r, RemoteDomainGetJobInfoArgs *v, GError **error);
+void remote_domain_get_job_info_args_clear(RemoteDomainGetJobInfoArgs *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainGetJobInfoArgs, remote_domain_get_job_info_args_clear)
+
+typedef struct RemoteDomainGetJobInfoRet {
+    gint32 type;
+    guint64 timeElapsed;
+    guint64 timeRemaining;
+    guint64 dataTotal;
+    guint64 dataProcessed;
+    guint64 dataRemaining;
+    guint64 memTotal;
+    guint64 memProcessed;
+    guint64 memRemaining;
+    guint64 fileTotal;
+    guint64 fileProcessed;
+    guint64 fileRemaining;
+} RemoteDomainGetJobInfoRet;
+gboolean remote_domain_get_job_info_ret_encode(XdrWriter *w, const RemoteDomainGetJobInfoRet *v, GError **error);
+gboolean remote_domain_get_job_info_ret_decode(XdrReader *r, RemoteDomainGetJobInfoRet *v, GError **error);
+void remote_domain_get_job_info_ret_clear(RemoteDomainGetJobInfoRet *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainGetJobInfoRet, remote_domain_get_job_info_ret_clear)
+
+typedef struct RemoteDomainGetJobStatsArgs {
+    RemoteNonnullDomain dom;
+    guint32 flags;
+} RemoteDomainGetJobStatsArgs;
+gboolean remote_domain_get_job_stats_args_encode(XdrWriter *w, const RemoteDomainGetJobStatsArgs *v, GError **error);
+gboolean remote_domain_get_job_stats_args_decode(XdrReader *r, RemoteDomainGetJobStatsArgs *v, GError **error);
+void remote_domain_get_job_stats_args_clear(RemoteDomainGetJobStatsArgs *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainGetJobStatsArgs, remote_domain_get_job_stats_args_clear)
+
+typedef struct RemoteDomainGetJobStatsRet {
+    gint32 type;
+    guint n_params;
+    RemoteTypedParam *params;
+} RemoteDomainGetJobStatsRet;
+gboolean remote_domain_get_job_stats_ret_encode(XdrWriter *w, const RemoteDomainGetJobStatsRet *v, GError **error);
+gboolean remote_domain_get_job_stats_ret_decode(XdrReader *r, RemoteDomainGetJobStatsRet *v, GError **error);
+void remote_domain_get_job_stats_ret_clear(RemoteDomainGetJobStatsRet *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainGetJobStatsRet, remote_domain_get_job_stats_ret_clear)
+
+typedef struct RemoteDomainAbortJobArgs {
+    RemoteNonnullDomain dom;
+} RemoteDomainAbortJobArgs;
+gboolean remote_domain_abort_job_args_encode(XdrWriter *w, const RemoteDomainAbortJobArgs *v, GError **error);
+gboolean remote_domain_abort_job_args_decode(XdrReader *r, RemoteDomainAbortJobArgs *v, GError **error);
+void remote_domain_abort_job_args_clear(RemoteDomainAbortJobArgs *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainAbortJobArgs, remote_domain_abort_job_args_clear)
+
+typedef struct RemoteDomainAbortJobFlagsArgs {
+    RemoteNonnullDomain dom;
+    guint32 flags;
+} RemoteDomainAbortJobFlagsArgs;
+gboolean remote_domain_abort_job_flags_args_encode(XdrWriter *w, const RemoteDomainAbortJobFlagsArgs *v, GError **error);
+gboolean remote_domain_abort_job_flags_args_decode(XdrReader *r, RemoteDomainAbortJobFlagsArgs *v, GError **error);
+void remote_domain_abort_job_flags_args_clear(RemoteDomainAbortJobFlagsArgs *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainAbortJobFlagsArgs, remote_domain_abort_job_flags_args_clear)
+
+typedef struct RemoteDomainMigrateSetMaxDowntimeArgs {
+    RemoteNonnullDomain dom;
+    guint64 downtime;
+    guint32 flags;
+} RemoteDomainMigrateSetMaxDowntimeArgs;
+gboolean remote_domain_migrate_set_max_downtime_args_encode(XdrWriter *w, const RemoteDomainMigrateSetMaxDowntimeArgs *v, GError **error);
+gboolean remote_domain_migrate_set_max_downtime_args_decode(XdrReader *r, RemoteDomainMigrateSetMaxDowntimeArgs *v, GError **error);
+void remote_domain_migrate_set_max_downtime_args_clear(RemoteDomainMigrateSetMaxDowntimeArgs *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainMigrateSetMaxDowntimeArgs, remote_domain_migrate_set_max_downtime_args_clear)
+
+typedef struct RemoteDomainMigrateGetMaxDowntimeArgs {
+    RemoteNonnullDomain dom;
+    guint32 flags;
+} RemoteDomainMigrateGetMaxDowntimeArgs;
+gboolean remote_domain_migrate_get_max_downtime_args_encode(XdrWriter *w, const RemoteDomainMigrateGetMaxDowntimeArgs *v, GError **error);
+gboolean remote_domain_migrate_get_max_downtime_args_decode(XdrReader *r, RemoteDomainMigrateGetMaxDowntimeArgs *v, GError **error);
+void remote_domain_migrate_get_max_downtime_args_clear(RemoteDomainMigrateGetMaxDowntimeArgs *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainMigrateGetMaxDowntimeArgs, remote_domain_migrate_get_max_downtime_args_clear)
+
+typedef struct RemoteDomainMigrateGetMaxDowntimeRet {
+    guint64 downtime;
+} RemoteDomainMigrateGetMaxDowntimeRet;
+gboolean remote_domain_migrate_get_max_downtime_ret_encode(XdrWriter *w, const RemoteDomainMigrateGetMaxDowntimeRet *v, GError **error);
+gboolean remote_domain_migrate_get_max_downtime_ret_decode(XdrReader *r, RemoteDomainMigrateGetMaxDowntimeRet *v, GError **error);
+void remote_domain_migrate_get_max_downtime_ret_clear(RemoteDomainMigrateGetMaxDowntimeRet *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainMigrateGetMaxDowntimeRet, remote_domain_migrate_get_max_downtime_ret_clear)
+
+typedef struct RemoteDomainMigrateSetMaxSpeedArgs {
+    RemoteNonnullDomain dom;
+    guint64 bandwidth;
+    guint32 flags;
+} RemoteDomainMigrateSetMaxSpeedArgs;
+gboolean remote_domain_migrate_set_max_speed_args_encode(XdrWriter *w, const RemoteDomainMigrateSetMaxSpeedArgs *v, GError **error);
+gboolean remote_domain_migrate_set_max_speed_args_decode(XdrReader *r, RemoteDomainMigrateSetMaxSpeedArgs *v, GError **error);
+void remote_domain_migrate_set_max_speed_args_clear(RemoteDomainMigrateSetMaxSpeedArgs *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainMigrateSetMaxSpeedArgs, remote_domain_migrate_set_max_speed_args_clear)
+
+typedef struct RemoteDomainMigrateGetMaxSpeedArgs {
+    RemoteNonnullDomain dom;
+    guint32 flags;
+} RemoteDomainMigrateGetMaxSpeedArgs;
+gboolean remote_domain_migrate_get_max_speed_args_encode(XdrWriter *w, const RemoteDomainMigrateGetMaxSpeedArgs *v, GError **error);
+gboolean remote_domain_migrate_get_max_speed_args_decode(XdrReader *r, RemoteDomainMigrateGetMaxSpeedArgs *v, GError **error);
+void remote_domain_migrate_get_max_speed_args_clear(RemoteDomainMigrateGetMaxSpeedArgs *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainMigrateGetMaxSpeedArgs, remote_domain_migrate_get_max_speed_args_clear)
+
+typedef struct RemoteDomainMigrateGetMaxSpeedRet {
+    guint64 bandwidth;
+} RemoteDomainMigrateGetMaxSpeedRet;
+gboolean remote_domain_migrate_get_max_speed_ret_encode(XdrWriter *w, const RemoteDomainMigrateGetMaxSpeedRet *v, GError **error);
+gboolean remote_domain_migrate_get_max_speed_ret_decode(XdrReader *r, RemoteDomainMigrateGetMaxSpeedRet *v, GError **error);
+void remote_domain_migrate_get_max_speed_ret_clear(RemoteDomainMigrateGetMaxSpeedRet *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainMigrateGetMaxSpeedRet, remote_domain_migrate_get_max_speed_ret_clear)
+
 typedef struct RemoteConnectDomainEventRegisterRet {
     gint32 cb_registered;
 } RemoteConnectDomainEventRegisterRet;
@@ -1513,6 +1706,109 @@ gboolean remote_connect_num_of_defined_storage_pools_ret_encode(XdrWriter *w, co
 gboolean remote_connect_num_of_defined_storage_pools_ret_decode(XdrReader *r, RemoteConnectNumOfDefinedStoragePoolsRet *v, GError **error);
 void remote_connect_num_of_defined_storage_pools_ret_clear(RemoteConnectNumOfDefinedStoragePoolsRet *v);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteConnectNumOfDefinedStoragePoolsRet, remote_connect_num_of_defined_storage_pools_ret_clear)
+
+typedef struct RemoteDomainMigrateBegin3ParamsArgs {
+    RemoteNonnullDomain dom;
+    guint n_params;
+    RemoteTypedParam *params;
+    guint32 flags;
+} RemoteDomainMigrateBegin3ParamsArgs;
+gboolean remote_domain_migrate_begin3_params_args_encode(XdrWriter *w, const RemoteDomainMigrateBegin3ParamsArgs *v, GError **error);
+gboolean remote_domain_migrate_begin3_params_args_decode(XdrReader *r, RemoteDomainMigrateBegin3ParamsArgs *v, GError **error);
+void remote_domain_migrate_begin3_params_args_clear(RemoteDomainMigrateBegin3ParamsArgs *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainMigrateBegin3ParamsArgs, remote_domain_migrate_begin3_params_args_clear)
+
+typedef struct RemoteDomainMigrateBegin3ParamsRet {
+    guint n_cookie_out;
+    guint8 *cookie_out;
+    char *xml;
+} RemoteDomainMigrateBegin3ParamsRet;
+gboolean remote_domain_migrate_begin3_params_ret_encode(XdrWriter *w, const RemoteDomainMigrateBegin3ParamsRet *v, GError **error);
+gboolean remote_domain_migrate_begin3_params_ret_decode(XdrReader *r, RemoteDomainMigrateBegin3ParamsRet *v, GError **error);
+void remote_domain_migrate_begin3_params_ret_clear(RemoteDomainMigrateBegin3ParamsRet *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainMigrateBegin3ParamsRet, remote_domain_migrate_begin3_params_ret_clear)
+
+typedef struct RemoteDomainMigratePrepare3ParamsArgs {
+    guint n_params;
+    RemoteTypedParam *params;
+    guint n_cookie_in;
+    guint8 *cookie_in;
+    guint32 flags;
+} RemoteDomainMigratePrepare3ParamsArgs;
+gboolean remote_domain_migrate_prepare3_params_args_encode(XdrWriter *w, const RemoteDomainMigratePrepare3ParamsArgs *v, GError **error);
+gboolean remote_domain_migrate_prepare3_params_args_decode(XdrReader *r, RemoteDomainMigratePrepare3ParamsArgs *v, GError **error);
+void remote_domain_migrate_prepare3_params_args_clear(RemoteDomainMigratePrepare3ParamsArgs *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainMigratePrepare3ParamsArgs, remote_domain_migrate_prepare3_params_args_clear)
+
+typedef struct RemoteDomainMigratePrepare3ParamsRet {
+    guint n_cookie_out;
+    guint8 *cookie_out;
+    char *uri_out;            /* NULL: absent */
+} RemoteDomainMigratePrepare3ParamsRet;
+gboolean remote_domain_migrate_prepare3_params_ret_encode(XdrWriter *w, const RemoteDomainMigratePrepare3ParamsRet *v, GError **error);
+gboolean remote_domain_migrate_prepare3_params_ret_decode(XdrReader *r, RemoteDomainMigratePrepare3ParamsRet *v, GError **error);
+void remote_domain_migrate_prepare3_params_ret_clear(RemoteDomainMigratePrepare3ParamsRet *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainMigratePrepare3ParamsRet, remote_domain_migrate_prepare3_params_ret_clear)
+
+typedef struct RemoteDomainMigratePerform3ParamsArgs {
+    RemoteNonnullDomain dom;
+    char *dconnuri;            /* NULL: absent */
+    guint n_params;
+    RemoteTypedParam *params;
+    guint n_cookie_in;
+    guint8 *cookie_in;
+    guint32 flags;
+} RemoteDomainMigratePerform3ParamsArgs;
+gboolean remote_domain_migrate_perform3_params_args_encode(XdrWriter *w, const RemoteDomainMigratePerform3ParamsArgs *v, GError **error);
+gboolean remote_domain_migrate_perform3_params_args_decode(XdrReader *r, RemoteDomainMigratePerform3ParamsArgs *v, GError **error);
+void remote_domain_migrate_perform3_params_args_clear(RemoteDomainMigratePerform3ParamsArgs *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainMigratePerform3ParamsArgs, remote_domain_migrate_perform3_params_args_clear)
+
+typedef struct RemoteDomainMigratePerform3ParamsRet {
+    guint n_cookie_out;
+    guint8 *cookie_out;
+} RemoteDomainMigratePerform3ParamsRet;
+gboolean remote_domain_migrate_perform3_params_ret_encode(XdrWriter *w, const RemoteDomainMigratePerform3ParamsRet *v, GError **error);
+gboolean remote_domain_migrate_perform3_params_ret_decode(XdrReader *r, RemoteDomainMigratePerform3ParamsRet *v, GError **error);
+void remote_domain_migrate_perform3_params_ret_clear(RemoteDomainMigratePerform3ParamsRet *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainMigratePerform3ParamsRet, remote_domain_migrate_perform3_params_ret_clear)
+
+typedef struct RemoteDomainMigrateFinish3ParamsArgs {
+    guint n_params;
+    RemoteTypedParam *params;
+    guint n_cookie_in;
+    guint8 *cookie_in;
+    guint32 flags;
+    gint32 cancelled;
+} RemoteDomainMigrateFinish3ParamsArgs;
+gboolean remote_domain_migrate_finish3_params_args_encode(XdrWriter *w, const RemoteDomainMigrateFinish3ParamsArgs *v, GError **error);
+gboolean remote_domain_migrate_finish3_params_args_decode(XdrReader *r, RemoteDomainMigrateFinish3ParamsArgs *v, GError **error);
+void remote_domain_migrate_finish3_params_args_clear(RemoteDomainMigrateFinish3ParamsArgs *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainMigrateFinish3ParamsArgs, remote_domain_migrate_finish3_params_args_clear)
+
+typedef struct RemoteDomainMigrateFinish3ParamsRet {
+    RemoteNonnullDomain dom;
+    guint n_cookie_out;
+    guint8 *cookie_out;
+} RemoteDomainMigrateFinish3ParamsRet;
+gboolean remote_domain_migrate_finish3_params_ret_encode(XdrWriter *w, const RemoteDomainMigrateFinish3ParamsRet *v, GError **error);
+gboolean remote_domain_migrate_finish3_params_ret_decode(XdrReader *r, RemoteDomainMigrateFinish3ParamsRet *v, GError **error);
+void remote_domain_migrate_finish3_params_ret_clear(RemoteDomainMigrateFinish3ParamsRet *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainMigrateFinish3ParamsRet, remote_domain_migrate_finish3_params_ret_clear)
+
+typedef struct RemoteDomainMigrateConfirm3ParamsArgs {
+    RemoteNonnullDomain dom;
+    guint n_params;
+    RemoteTypedParam *params;
+    guint n_cookie_in;
+    guint8 *cookie_in;
+    guint32 flags;
+    gint32 cancelled;
+} RemoteDomainMigrateConfirm3ParamsArgs;
+gboolean remote_domain_migrate_confirm3_params_args_encode(XdrWriter *w, const RemoteDomainMigrateConfirm3ParamsArgs *v, GError **error);
+gboolean remote_domain_migrate_confirm3_params_args_decode(XdrReader *r, RemoteDomainMigrateConfirm3ParamsArgs *v, GError **error);
+void remote_domain_migrate_confirm3_params_args_clear(RemoteDomainMigrateConfirm3ParamsArgs *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainMigrateConfirm3ParamsArgs, remote_domain_migrate_confirm3_params_args_clear)
 
 typedef struct AdminConnectOpenArgs {
     guint32 flags;

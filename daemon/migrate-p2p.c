@@ -1,0 +1,1088 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Peer-to-peer live migration between two vireods (docs/daemon.md,
+ * "Migration"): libvirt's migration protocol v3 with typed parameters.
+ *
+ * Source (PERFORM3_PARAMS with VIR_MIGRATE_PEER2PEER): connect to the
+ * destination daemon over TCP, PREPARE3_PARAMS there (it starts vireo-vmm
+ * with -S --incoming tcp:ADDR:PORT), QMP `migrate` here, poll query-migrate
+ * until it ends, FINISH3_PARAMS there (it resumes the VM), then stop our
+ * vireo-vmm: the "confirm" step is local. Blocking RPC calls to the
+ * destination run in GTask worker threads; everything else in the loop
+ * thread, so other clients are served meanwhile.
+ *
+ * Failure rule (docs/architecture.md): until the destination's finish has
+ * answered, the source VM is ours: vireo-vmm resumes it itself when its
+ * migration fails or is cancelled, we resume it when the finish fails after
+ * a completed stream, and the destination gets FINISH3_PARAMS(cancelled=1)
+ * so that it kills its vireo-vmm (which also exits by itself when its
+ * stream breaks).
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "domain-driver-priv.h"
+#include "vireo/atomic-file.h"
+#include "vireo/daemon-paths.h"
+#include "vireo/rpc-client.h"
+#include "vireo/rpc-error.h"
+#include "vireo/rpc-protocol.h"
+#include "vireo/rpc-tcp.h"
+#include "vireo/util.h"
+
+/* virDomainMigrateFlags */
+enum {
+    MIG_LIVE = 1 << 0, MIG_PEER2PEER = 1 << 1, MIG_TUNNELLED = 1 << 2,
+    MIG_PERSIST_DEST = 1 << 3, MIG_UNDEFINE_SOURCE = 1 << 4, MIG_PAUSED = 1 << 5,
+    MIG_CHANGE_PROTECTION = 1 << 8, MIG_UNSAFE = 1 << 9, MIG_COMPRESSED = 1 << 11,
+    MIG_ABORT_ON_ERROR = 1 << 12, MIG_AUTO_CONVERGE = 1 << 13,
+};
+#define MIG_KNOWN_FLAGS (MIG_LIVE | MIG_PEER2PEER | MIG_PERSIST_DEST | MIG_UNDEFINE_SOURCE | \
+                         MIG_PAUSED | MIG_CHANGE_PROTECTION | MIG_UNSAFE | MIG_COMPRESSED | \
+                         MIG_ABORT_ON_ERROR | MIG_AUTO_CONVERGE)
+
+/* libvirt's migration port range (qemu.conf migration_port_min/max). */
+#define MIG_PORT_MIN 49152
+#define MIG_PORT_MAX 49215
+#define MIG_POLL_MS 50
+#define MIG_CONNECT_TIMEOUT_MS 10000
+
+/* virTypedParameterType */
+enum { TP_INT = 1, TP_UINT = 2, TP_LLONG = 3, TP_ULLONG = 4, TP_DOUBLE = 5, TP_BOOLEAN = 6,
+       TP_STRING = 7 };
+
+/* The migration parameters we understand (VIR_MIGRATE_PARAM_*). */
+typedef struct MigParams {
+    const char *uri;            /* migrate_uri: where vireo-vmm sends the stream */
+    const char *dname;          /* destination_name: must be the domain's name */
+    const char *xml;            /* destination_xml */
+    const char *listen;         /* listen_address: the destination's bind address */
+    const char *compression;    /* compression: "zstd" */
+    guint64 bandwidth;          /* bandwidth: MiB/s, 0 = vireo-vmm's default */
+} MigParams;
+
+static gboolean params_parse(RpcCall *call, const RemoteTypedParam *p, guint n, MigParams *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (guint i = 0; i < n; i++) {
+        const char *f = p[i].field;
+        const RemoteTypedParamValue *v = &p[i].value;
+        const char **s = !strcmp(f, "migrate_uri") ? &out->uri :
+                         !strcmp(f, "destination_name") ? &out->dname :
+                         !strcmp(f, "destination_xml") ? &out->xml :
+                         !strcmp(f, "listen_address") ? &out->listen :
+                         !strcmp(f, "compression") ? &out->compression : NULL;
+
+        if (s && v->type == TP_STRING) {
+            *s = v->u.s;
+        } else if (!strcmp(f, "bandwidth") && (v->type == TP_ULLONG || v->type == TP_LLONG)) {
+            out->bandwidth = v->type == TP_ULLONG ? v->u.ul : (guint64)MAX(v->u.l, 0);
+        } else if (!strcmp(f, "persistent_xml") && v->type == TP_STRING) {
+            /* Same as the live XML for us: nothing to change per host. */
+        } else {
+            rpc_call_fail(call, RPC_ERR_INVALID_ARG, "unsupported migration parameter '%s'", f);
+            return FALSE;
+        }
+    }
+    if (out->compression && strcmp(out->compression, "zstd") != 0) {
+        rpc_call_fail(call, RPC_ERR_INVALID_ARG, "unsupported compression method '%s'",
+                      out->compression);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static RemoteTypedParam param_string(const char *field, const char *value)
+{
+    return (RemoteTypedParam) { .field = (char *)field,
+                                .value = { .type = TP_STRING, .u.s = (char *)value } };
+}
+
+static void dom_to_wire(Domain *dom, RemoteNonnullDomain *w)
+{
+    w->name = dom->name;
+    memcpy(w->uuid, dom->uuid, 16);
+    w->id = dom->id;
+}
+
+/* Module state: one domain driver per daemon. */
+typedef struct MigrateP2P {
+    DomainDriver *drv;
+    GHashTable *incoming;       /* domain name -> MigrateIn */
+    GHashTable *ports;          /* port (GUINT_TO_POINTER) in use by an incoming VM */
+} MigrateP2P;
+
+static MigrateP2P *p2p;
+
+/* ================================================================ source */
+
+typedef enum {
+    OUT_PREPARE,        /* connecting to the destination, PREPARE3 */
+    OUT_MIGRATE,        /* vireo-vmm sends the stream */
+    OUT_FINISH,         /* FINISH3 on the destination */
+    OUT_CONFIRM,        /* our vireo-vmm is being stopped */
+    OUT_CANCEL,         /* FINISH3(cancelled) after a failure */
+} OutPhase;
+
+struct MigrateOut {
+    Domain *dom;                /* a reference */
+    RpcCall *call;
+    guint flags;
+    OutPhase phase;
+    char *dest_host;
+    guint16 dest_port;
+    char *dest_uri;             /* "qemu:///system", what the destination opens */
+    char *migrate_uri;          /* migrate_uri parameter, or NULL */
+    char *compression;
+    guint64 bandwidth;
+    char *xml;                  /* live definition for the destination */
+    RpcClient *dest;            /* used by one thread at a time */
+    char *uri_out;              /* from PREPARE3 */
+    gboolean aborted;           /* domjobabort */
+    gboolean cancel_sent;
+    gboolean vm_gone;           /* vireo-vmm ended: the driver ended our job */
+    gboolean stopped_by_us;     /* non-live migration: we paused it */
+    GSource *timer;
+    gint64 start_us;
+    GError *error;              /* why it failed */
+    /* the last query-migrate */
+    guint64 ram_total, ram_transferred, ram_remaining, downtime_ms, total_ms;
+    gboolean completed;
+    JsonValue *saved_params;    /* vireo-vmm's own, put back if the VM stays here */
+};
+typedef struct MigrateOut MigrateOut;
+
+static void out_fail(MigrateOut *mo, GError *error);
+static void out_poll(MigrateOut *mo);
+
+/* Each poll schedules the next one. */
+static gboolean out_poll_timer(gpointer data)
+{
+    MigrateOut *mo = data;
+
+    g_clear_pointer(&mo->timer, g_source_unref);
+    out_poll(mo);
+    return G_SOURCE_REMOVE;
+}
+
+static void out_free(MigrateOut *mo)
+{
+    if (mo->timer) {
+        g_source_destroy(mo->timer);
+        g_source_unref(mo->timer);
+    }
+    if (mo->dest)
+        rpc_client_free(mo->dest);
+    domain_driver_unref(mo->dom);
+    g_free(mo->dest_host);
+    g_free(mo->dest_uri);
+    g_free(mo->migrate_uri);
+    g_free(mo->compression);
+    g_free(mo->xml);
+    g_free(mo->uri_out);
+    g_clear_error(&mo->error);
+    json_free(mo->saved_params);
+    g_free(mo);
+}
+
+static void on_restore_reply(QmpClient *c, JsonValue *ret, const GError *error, gpointer data)
+{
+    if (error)
+        g_warning("cannot restore the migration parameters: %s", error->message);
+}
+
+/* Ends the migration: the job (unless the driver ended it with the VM), the call. */
+static void out_end(MigrateOut *mo)
+{
+    Domain *dom = mo->dom;
+
+    if (dom->mig_out == mo)
+        dom->mig_out = NULL;
+    /* --bandwidth and --compressed are for this migration only (migrate-setspeed stays). */
+    if (mo->saved_params && !mo->vm_gone && dom->vm)
+        qmp_client_execute(vm_process_get_qmp(dom->vm), "migrate-set-parameters",
+                           g_steal_pointer(&mo->saved_params), 10000, on_restore_reply, NULL);
+    if (mo->error) {
+        domain_driver_log(dom, "migration failed: %s", mo->error->message);
+        /* Our own RPC_REMOTE_ERRORs carry libvirt's detail; the template is added here. */
+        if (mo->error->domain == RPC_REMOTE_ERROR)
+            rpc_call_fail(mo->call, mo->error->code, "%s", mo->error->message);
+        else
+            rpc_call_fail(mo->call, RPC_ERR_OPERATION_FAILED, "migration failed: %s",
+                          mo->error->message);
+    } else {
+        RemoteDomainMigratePerform3ParamsRet ret = { 0 };
+
+        rpc_call_reply(mo->call, &ret);
+    }
+    if (!mo->vm_gone)
+        domain_driver_job_end(dom);
+    out_free(mo);
+}
+
+/* ---- worker threads: the blocking calls to the destination daemon ---- */
+
+static gboolean th_prepare(MigrateOut *mo, GError **error)
+{
+    int fd = rpc_tcp_connect(mo->dest_host, mo->dest_port, MIG_CONNECT_TIMEOUT_MS, error);
+    RemoteTypedParam params[2];
+    RemoteDomainMigratePrepare3ParamsArgs args = { .params = params };
+    g_auto(RemoteDomainMigratePrepare3ParamsRet) ret = { 0 };
+
+    if (fd < 0)
+        return FALSE;
+    mo->dest = rpc_client_new_fd(fd, error);
+    if (!mo->dest || !rpc_client_open(mo->dest, mo->dest_uri, 0, error)) {
+        g_prefix_error(error, "cannot open %s on %s: ", mo->dest_uri, mo->dest_host);
+        return FALSE;
+    }
+    params[args.n_params++] = param_string("destination_xml", mo->xml);
+    params[args.n_params++] = param_string("destination_name", mo->dom->name);
+    args.flags = mo->flags;
+    if (!rpc_client_call(mo->dest, REMOTE_PROGRAM, REMOTE_PROC_DOMAIN_MIGRATE_PREPARE3_PARAMS,
+                         &args, &ret, error))
+        return FALSE;
+    if (!ret.uri_out) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_FAILED,
+                    "the destination gave no migration URI");
+        return FALSE;
+    }
+    mo->uri_out = g_strdup(ret.uri_out);
+    return TRUE;
+}
+
+static gboolean th_finish(MigrateOut *mo, GError **error)
+{
+    RemoteTypedParam params[1] = { param_string("destination_name", mo->dom->name) };
+    RemoteDomainMigrateFinish3ParamsArgs args = {
+        .n_params = 1, .params = params, .flags = mo->flags,
+        .cancelled = mo->phase == OUT_CANCEL,
+    };
+    g_auto(RemoteDomainMigrateFinish3ParamsRet) ret = { 0 };
+
+    if (!mo->dest) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_FAILED, "no destination connection");
+        return FALSE;
+    }
+    return rpc_client_call(mo->dest, REMOTE_PROGRAM, REMOTE_PROC_DOMAIN_MIGRATE_FINISH3_PARAMS,
+                           &args, &ret, error);
+}
+
+/*
+ * One blocking step in a thread of its own; @done runs in the loop thread
+ * with its error (NULL: success). The MigrateOut is not touched by the
+ * loop thread meanwhile except for flags it only reads there.
+ */
+typedef gboolean (*OutThreadFunc)(MigrateOut *mo, GError **error);
+typedef void (*OutDoneFunc)(MigrateOut *mo, GError *error);
+
+typedef struct OutWork {
+    MigrateOut *mo;
+    OutThreadFunc fn;
+    OutDoneFunc done;
+    GError *error;
+} OutWork;
+
+static gboolean work_done(gpointer data)
+{
+    OutWork *w = data;
+
+    w->done(w->mo, w->error);
+    g_free(w);
+    return G_SOURCE_REMOVE;
+}
+
+static gpointer work_thread(gpointer data)
+{
+    OutWork *w = data;
+
+    if (!w->fn(w->mo, &w->error) && !w->error)
+        w->error = g_error_new(VIREO_ERROR, VIREO_ERROR_FAILED, "failed");
+    g_main_context_invoke(w->mo->dom->drv->ctx, work_done, w);
+    return NULL;
+}
+
+static void run_in_thread(MigrateOut *mo, OutThreadFunc fn, OutDoneFunc done)
+{
+    OutWork *w = g_new0(OutWork, 1);
+
+    w->mo = mo;
+    w->fn = fn;
+    w->done = done;
+    g_thread_unref(g_thread_new("vireod-migrate", work_thread, w));
+}
+
+/* ---- the end: success (confirm) or failure (cancel on the destination) ---- */
+
+static void on_cancelled_dest(MigrateOut *mo, GError *error)
+{
+    /* The destination may be gone already; its vireo-vmm exits with the stream anyway. */
+    if (error)
+        g_debug("migration cancel on the destination: %s", error->message);
+    g_clear_error(&error);
+    out_end(mo);
+}
+
+static void out_resume_reply(QmpClient *c, JsonValue *ret, const GError *error, gpointer data)
+{
+    MigrateOut *mo = data;
+
+    if (error)
+        domain_driver_log(mo->dom, "cannot resume after the failed migration: %s",
+                          error->message);
+    mo->phase = OUT_CANCEL;
+    run_in_thread(mo, th_finish, on_cancelled_dest);
+}
+
+/* The VM stays here. vireo-vmm resumed it unless the stream was complete or we paused it. */
+static void out_fail(MigrateOut *mo, GError *error)
+{
+    QmpClient *qmp = mo->dom->vm ? vm_process_get_qmp(mo->dom->vm) : NULL;
+
+    if (!mo->error)
+        mo->error = error;
+    else
+        g_error_free(error);
+    if (mo->timer) {
+        g_source_destroy(mo->timer);
+        g_clear_pointer(&mo->timer, g_source_unref);
+    }
+    if (qmp && !mo->vm_gone && (mo->completed || mo->stopped_by_us) &&
+        mo->dom->state == RPC_DOMAIN_RUNNING) {
+        mo->phase = OUT_CANCEL;
+        qmp_client_execute(qmp, "cont", NULL, 10000, out_resume_reply, mo);
+        return;
+    }
+    if (!mo->dest) {
+        out_end(mo);
+        return;
+    }
+    mo->phase = OUT_CANCEL;
+    run_in_thread(mo, th_finish, on_cancelled_dest);
+}
+
+static gboolean out_confirmed(gpointer data)
+{
+    MigrateOut *mo = data;
+    Domain *dom = mo->dom;
+
+    /* on_vm_exited has run: shut off (migrated), STOPPED (migrated), job ended. */
+    if ((mo->flags & MIG_UNDEFINE_SOURCE) && dom->def && !dom->removed && !domain_driver_is_active(dom)) {
+        g_autofree char *path = daemon_paths_definition(dom->drv->paths, dom->name);
+
+        if (unlink(path) < 0 && errno != ENOENT)
+            domain_driver_log(dom, "cannot remove %s: %s", path, g_strerror(errno));
+        g_clear_pointer(&dom->def, domain_def_free);
+        domain_driver_emit(dom, RPC_DOMAIN_EVENT_UNDEFINED, 0);
+        g_hash_table_remove(dom->drv->by_name, dom->name);
+        g_hash_table_remove(dom->drv->by_uuid, dom->uuidstr);
+        dom->removed = TRUE;
+        g_ptr_array_remove(dom->drv->domains, dom);
+    }
+    out_end(mo);
+    return G_SOURCE_REMOVE;
+}
+
+static void on_finished_dest(MigrateOut *mo, GError *err)
+{
+    Domain *dom = mo->dom;
+
+    if (err) {
+        g_prefix_error(&err, "finish on the destination: ");
+        out_fail(mo, err);
+        return;
+    }
+    if (mo->vm_gone) {
+        /* Nothing to stop: our side ended on its own after the stream was complete. */
+        out_confirmed(mo);
+        return;
+    }
+    mo->phase = OUT_CONFIRM;
+    domain_driver_log(dom, "migrated to %s in %" G_GUINT64_FORMAT " ms (downtime %"
+                      G_GUINT64_FORMAT " ms); stopping vireo-vmm", mo->dest_host, mo->total_ms,
+                      mo->downtime_ms);
+    dom->stop_intent = STOP_MIGRATED;
+    /* The stream is complete and confirmed: nothing of the process is needed. */
+    vm_process_kill(dom->vm, SIGKILL, NULL);
+    /* migrate_p2p_vm_gone() continues. */
+}
+
+/* ---- the stream ---- */
+
+static void on_query_migrate(QmpClient *c, JsonValue *ret, const GError *error, gpointer data)
+{
+    MigrateOut *mo = data;
+    JsonValue *ram = ret ? json_object_get_object(ret, "ram") : NULL;
+    const char *status = ret ? json_object_get_string(ret, "status") : NULL;
+    int64_t v;
+
+    if (error) {
+        out_fail(mo, g_error_new(VIREO_ERROR, VIREO_ERROR_FAILED, "query-migrate: %s",
+                                 error->message));
+        return;
+    }
+    if (ram && json_object_get_int(ram, "total", &v))
+        mo->ram_total = v;
+    if (ram && json_object_get_int(ram, "transferred", &v))
+        mo->ram_transferred = v;
+    if (ram && json_object_get_int(ram, "remaining", &v))
+        mo->ram_remaining = v;
+    if (json_object_get_int(ret, "total-time", &v))
+        mo->total_ms = v;
+    if (json_object_get_int(ret, "downtime", &v))
+        mo->downtime_ms = v;
+    if (status && !strcmp(status, "completed")) {
+        mo->completed = TRUE;
+        mo->phase = OUT_FINISH;
+        run_in_thread(mo, th_finish, on_finished_dest);
+        return;
+    }
+    if (status && (!strcmp(status, "failed") || !strcmp(status, "cancelled"))) {
+        const char *desc = json_object_get_string(ret, "error-desc");
+
+        if (mo->aborted)
+            out_fail(mo, g_error_new(RPC_REMOTE_ERROR, RPC_ERR_OPERATION_ABORTED,
+                                     "migration out job: canceled by client"));
+        else
+            out_fail(mo, g_error_new(VIREO_ERROR, VIREO_ERROR_FAILED, "%s",
+                                     desc ? desc : mo->cancel_sent ?
+                                     "the destination daemon went away" : status));
+        return;
+    }
+    mo->timer = g_timeout_source_new(MIG_POLL_MS);
+    g_source_set_callback(mo->timer, out_poll_timer, mo, NULL);
+    g_source_attach(mo->timer, mo->dom->drv->ctx);
+}
+
+static void on_cancel_reply(QmpClient *c, JsonValue *ret, const GError *error, gpointer data)
+{
+    if (error)
+        g_debug("migrate_cancel: %s", error->message);
+}
+
+static void out_cancel_stream(MigrateOut *mo)
+{
+    if (mo->cancel_sent || mo->vm_gone || !mo->dom->vm)
+        return;
+    mo->cancel_sent = TRUE;
+    qmp_client_execute(vm_process_get_qmp(mo->dom->vm), "migrate_cancel", NULL, 10000,
+                       on_cancel_reply, mo);
+}
+
+static void out_poll(MigrateOut *mo)
+{
+    if (mo->vm_gone || !mo->dom->vm) {
+        out_fail(mo, g_error_new(VIREO_ERROR, VIREO_ERROR_FAILED,
+                                 "vireo-vmm ended during the migration"));
+        return;
+    }
+    /* A destination daemon that went away cannot finish: stop sending (libvirt does too). */
+    if (mo->aborted || (mo->dest && !rpc_client_is_open(mo->dest)))
+        out_cancel_stream(mo);
+    qmp_client_execute(vm_process_get_qmp(mo->dom->vm), "query-migrate", NULL, 10000,
+                       on_query_migrate, mo);
+}
+
+static void on_migrate_reply(QmpClient *c, JsonValue *ret, const GError *error, gpointer data)
+{
+    MigrateOut *mo = data;
+
+    if (error) {
+        out_fail(mo, g_error_new(VIREO_ERROR, VIREO_ERROR_FAILED, "migrate: %s",
+                                 error->message));
+        return;
+    }
+    out_poll(mo);
+}
+
+static char *vmm_target_uri(MigrateOut *mo)
+{
+    const char *port;
+
+    if (mo->migrate_uri)
+        return g_strdup(mo->migrate_uri);
+    /*
+     * The destination names itself by host name (libvirt does the same),
+     * which need not resolve here: use the address we reached its daemon
+     * at, with the port it chose.
+     */
+    port = strrchr(mo->uri_out, ':');
+    if (!port)
+        return NULL;
+    return strchr(mo->dest_host, ':') ? g_strdup_printf("tcp:[%s]%s", mo->dest_host, port)
+                                      : g_strdup_printf("tcp:%s%s", mo->dest_host, port);
+}
+
+static void start_stream(MigrateOut *mo)
+{
+    g_autofree char *uri = vmm_target_uri(mo);
+    JsonValue *args = json_new_object();
+
+    if (!uri) {
+        json_free(args);
+        out_fail(mo, g_error_new(VIREO_ERROR, VIREO_ERROR_FAILED,
+                                 "bad migration URI '%s' from the destination", mo->uri_out));
+        return;
+    }
+    domain_driver_log(mo->dom, "migrating to %s (%s)", mo->dest_host, uri);
+    json_object_set_string(args, "uri", uri);
+    mo->phase = OUT_MIGRATE;
+    qmp_client_execute(vm_process_get_qmp(mo->dom->vm), "migrate", args, 10000,
+                       on_migrate_reply, mo);
+}
+
+static void on_stop_reply(QmpClient *c, JsonValue *ret, const GError *error, gpointer data)
+{
+    MigrateOut *mo = data;
+
+    if (error) {
+        out_fail(mo, g_error_new(VIREO_ERROR, VIREO_ERROR_FAILED, "stop: %s", error->message));
+        return;
+    }
+    mo->stopped_by_us = TRUE;
+    start_stream(mo);
+}
+
+static void on_params_reply(QmpClient *c, JsonValue *ret, const GError *error, gpointer data)
+{
+    MigrateOut *mo = data;
+
+    if (error) {
+        out_fail(mo, g_error_new(VIREO_ERROR, VIREO_ERROR_FAILED, "migrate-set-parameters: %s",
+                                 error->message));
+        return;
+    }
+    /* Without VIR_MIGRATE_LIVE, libvirt pauses the VM for the whole migration. */
+    if (!(mo->flags & MIG_LIVE) && mo->dom->state == RPC_DOMAIN_RUNNING)
+        qmp_client_execute(c, "stop", NULL, 10000, on_stop_reply, mo);
+    else
+        start_stream(mo);
+}
+
+static void on_query_params(QmpClient *c, JsonValue *ret, const GError *error, gpointer data)
+{
+    MigrateOut *mo = data;
+    JsonValue *args;
+    int64_t bw;
+    const char *comp;
+
+    if (error) {
+        out_fail(mo, g_error_new(VIREO_ERROR, VIREO_ERROR_FAILED, "query-migrate-parameters: %s",
+                                 error->message));
+        return;
+    }
+    if (!mo->bandwidth && !mo->compression) {
+        on_params_reply(c, NULL, NULL, mo);
+        return;
+    }
+    mo->saved_params = json_new_object();
+    if (json_object_get_int(ret, "max-bandwidth", &bw))
+        json_object_set_int(mo->saved_params, "max-bandwidth", bw);
+    comp = json_object_get_string(ret, "multifd-compression");
+    json_object_set_string(mo->saved_params, "multifd-compression", comp ? comp : "none");
+    args = json_new_object();
+    if (mo->bandwidth)
+        json_object_set_int(args, "max-bandwidth", (int64_t)MIN(mo->bandwidth, G_MAXINT64 >> 20)
+                                                   << 20);
+    if (mo->compression)
+        json_object_set_string(args, "multifd-compression", "zstd");
+    qmp_client_execute(c, "migrate-set-parameters", args, 10000, on_params_reply, mo);
+}
+
+static void on_prepared(MigrateOut *mo, GError *err)
+{
+    if (err) {
+        out_fail(mo, err);
+        return;
+    }
+    if (mo->vm_gone || !mo->dom->vm) {
+        out_fail(mo, g_error_new(RPC_REMOTE_ERROR, RPC_ERR_OPERATION_INVALID,
+                                 "domain is not running"));
+        return;
+    }
+    if (mo->aborted) {
+        out_fail(mo, g_error_new(RPC_REMOTE_ERROR, RPC_ERR_OPERATION_ABORTED,
+                                 "migration out job: canceled by client"));
+        return;
+    }
+    qmp_client_execute(vm_process_get_qmp(mo->dom->vm), "query-migrate-parameters", NULL,
+                       10000, on_query_params, mo);
+}
+
+static void h_perform(RpcCall *call, gpointer args, gpointer opaque)
+{
+    RemoteDomainMigratePerform3ParamsArgs *a = args;
+    DomainDriver *drv = opaque;
+    Domain *dom = domain_driver_lookup(drv, call, &a->dom);
+    g_autofree char *driver = NULL, *host = NULL, *local = NULL;
+    g_autoptr(GError) err = NULL;
+    MigParams mp;
+    MigrateOut *mo;
+    guint16 port;
+
+    if (!dom || domain_driver_defer(dom, call, h_perform, args))
+        return;
+    if (!domain_driver_check_flags(call, a->flags, MIG_KNOWN_FLAGS, "vireoDomainMigratePerform3Params") ||
+        !params_parse(call, a->params, a->n_params, &mp) || !domain_driver_check_active(call, dom))
+        return;
+    if (!(a->flags & MIG_PEER2PEER)) {
+        rpc_call_fail(call, RPC_ERR_OPERATION_UNSUPPORTED, "%s",
+                      "only peer-to-peer migration (VIR_MIGRATE_PEER2PEER) is supported");
+        return;
+    }
+    if (mp.dname && strcmp(mp.dname, dom->name) != 0) {
+        rpc_call_fail(call, RPC_ERR_OPERATION_UNSUPPORTED, "%s",
+                      "renaming a domain on migration is not supported");
+        return;
+    }
+    if (!a->dconnuri ||
+        !rpc_tcp_parse_uri(a->dconnuri, &driver, &host, &port, &local, &err)) {
+        rpc_call_fail(call, RPC_ERR_INVALID_ARG, "%s",
+                      err ? err->message : "a destination URI is required");
+        return;
+    }
+    if ((a->flags & MIG_UNDEFINE_SOURCE) && !dom->def) {
+        rpc_call_fail(call, RPC_ERR_OPERATION_INVALID, "%s",
+                      "cannot undefine the source of a transient domain");
+        return;
+    }
+    if (dom->state != RPC_DOMAIN_RUNNING && dom->state != RPC_DOMAIN_PAUSED) {
+        rpc_call_fail(call, RPC_ERR_OPERATION_INVALID, "%s", "domain is not running");
+        return;
+    }
+    mo = g_new0(MigrateOut, 1);
+    mo->dom = domain_driver_ref(dom);
+    mo->call = call;
+    mo->flags = a->flags;
+    mo->dest_host = g_steal_pointer(&host);
+    mo->dest_port = port;
+    mo->dest_uri = g_steal_pointer(&local);
+    mo->migrate_uri = g_strdup(mp.uri);
+    mo->compression = (a->flags & MIG_COMPRESSED) || mp.compression ? g_strdup("zstd") : NULL;
+    mo->bandwidth = mp.bandwidth;
+    mo->xml = domain_def_format(dom->live, DOMAIN_DEF_FORMAT_SECURE);
+    mo->start_us = g_get_monotonic_time();
+    domain_driver_job_begin(dom);
+    dom->mig_out = mo;
+    domain_driver_log(dom, "migration to %s requested (flags 0x%x)", a->dconnuri, a->flags);
+    run_in_thread(mo, th_prepare, on_prepared);
+}
+
+void migrate_p2p_vm_gone(Domain *dom)
+{
+    MigrateOut *mo = dom->mig_out;
+
+    /* on_vm_exited ends the job right after this. */
+    mo->vm_gone = TRUE;
+    dom->mig_out = NULL;
+    if (mo->phase == OUT_CONFIRM) {
+        g_idle_add_full(G_PRIORITY_DEFAULT, out_confirmed, mo, NULL);
+        return;
+    }
+    if (!mo->error)
+        mo->error = g_error_new(VIREO_ERROR, VIREO_ERROR_FAILED,
+                                "vireo-vmm ended during the migration");
+    /* The pending QMP call or worker fails and out_fail() finishes up. */
+}
+
+gboolean migrate_p2p_abort(Domain *dom)
+{
+    MigrateOut *mo = dom->mig_out;
+
+    if (!mo || mo->phase >= OUT_FINISH)
+        return mo != NULL;
+    mo->aborted = TRUE;
+    if (mo->phase == OUT_MIGRATE)
+        out_cancel_stream(mo);
+    return TRUE;
+}
+
+static void on_suspend_reply(QmpClient *c, JsonValue *ret, const GError *error, gpointer data)
+{
+    RpcCall *call = data;
+
+    if (error)
+        rpc_call_fail(call, RPC_ERR_OPERATION_FAILED, "stop: %s", error->message);
+    else
+        rpc_call_reply(call, NULL);
+}
+
+gboolean migrate_p2p_suspend(Domain *dom, RpcCall *call)
+{
+    MigrateOut *mo = dom->mig_out;
+
+    if (!mo || (mo->phase != OUT_PREPARE && mo->phase != OUT_MIGRATE) || !dom->vm)
+        return FALSE;
+    /* The destination resumes it at the finish; a failure resumes it here (out_fail). */
+    mo->stopped_by_us = TRUE;
+    domain_driver_log(dom, "paused during the migration");
+    qmp_client_execute(vm_process_get_qmp(dom->vm), "stop", NULL, 10000, on_suspend_reply, call);
+    return TRUE;
+}
+
+gboolean migrate_p2p_get_progress(Domain *dom, MigrateP2PProgress *p)
+{
+    MigrateOut *mo = dom->mig_out;
+
+    if (!mo)
+        return FALSE;
+    *p = (MigrateP2PProgress) {
+        .elapsed_ms = (g_get_monotonic_time() - mo->start_us) / 1000,
+        .data_total = mo->ram_total,
+        .data_processed = mo->ram_transferred,
+        .data_remaining = mo->ram_remaining,
+        .downtime_ms = mo->downtime_ms,
+        .completed = mo->completed,
+    };
+    return TRUE;
+}
+
+/* BEGIN3_PARAMS: what a client-driven (non-p2p) migration would send to PREPARE3. */
+static void h_begin(RpcCall *call, gpointer args, gpointer opaque)
+{
+    RemoteDomainMigrateBegin3ParamsArgs *a = args;
+    Domain *dom = domain_driver_lookup(opaque, call, &a->dom);
+    g_autofree char *xml = NULL;
+    RemoteDomainMigrateBegin3ParamsRet ret = { 0 };
+    MigParams mp;
+
+    if (!dom || !domain_driver_check_flags(call, a->flags, MIG_KNOWN_FLAGS,
+                                           "vireoDomainMigrateBegin3Params") ||
+        !params_parse(call, a->params, a->n_params, &mp) || !domain_driver_check_active(call, dom))
+        return;
+    xml = domain_def_format(dom->live, DOMAIN_DEF_FORMAT_SECURE);
+    ret.xml = xml;
+    rpc_call_reply(call, &ret);
+}
+
+/* ================================================================ destination */
+
+typedef struct MigrateIn {
+    Domain *dom;                /* a reference */
+    char *name;
+    guint16 port;
+    guint flags;
+    RpcCall *prepare;           /* until vireo-vmm listens */
+    RpcCall *finish;            /* waiting for the stream to be loaded */
+    gboolean loaded;
+    gboolean created;           /* the domain did not exist here before */
+} MigrateIn;
+
+static void in_free(MigrateIn *mi)
+{
+    g_hash_table_remove(p2p->ports, GUINT_TO_POINTER(mi->port));
+    domain_driver_unref(mi->dom);
+    g_free(mi->name);
+    g_free(mi);
+}
+
+static void in_remove(MigrateIn *mi)
+{
+    g_hash_table_remove(p2p->incoming, mi->name);     /* frees */
+}
+
+static MigrateIn *in_lookup(Domain *dom)
+{
+    MigrateIn *mi = g_hash_table_lookup(p2p->incoming, dom->name);
+
+    return mi && mi->dom == dom ? mi : NULL;
+}
+
+/* A free port of the range: bindable now and not promised to another incoming VM. */
+static guint16 pick_port(const char *listen, GError **error)
+{
+    for (guint port = MIG_PORT_MIN; port <= MIG_PORT_MAX; port++) {
+        g_autofree char *spec = NULL;
+        int fd;
+
+        if (g_hash_table_contains(p2p->ports, GUINT_TO_POINTER(port)))
+            continue;
+        spec = strchr(listen, ':') ? g_strdup_printf("[%s]:%u", listen, port)
+                                   : g_strdup_printf("%s:%u", listen, port);
+        fd = rpc_tcp_listen(spec, NULL);
+        if (fd < 0)
+            continue;
+        close(fd);
+        return (guint16)port;
+    }
+    g_set_error(error, VIREO_ERROR, VIREO_ERROR_FAILED,
+                "no free migration port in %d-%d", MIG_PORT_MIN, MIG_PORT_MAX);
+    return 0;
+}
+
+static void finish_reply(MigrateIn *mi)
+{
+    RemoteDomainMigrateFinish3ParamsRet ret = { 0 };
+
+    dom_to_wire(mi->dom, &ret.dom);
+    rpc_call_reply(mi->finish, &ret);
+    mi->finish = NULL;
+}
+
+static gboolean make_persistent(Domain *dom, GError **error)
+{
+    g_autoptr(DomainDef) def = domain_def_copy(dom->live, error);
+    g_autofree char *path = daemon_paths_definition(dom->drv->paths, dom->name);
+    g_autofree char *xml = NULL;
+    gboolean existed = dom->def != NULL;
+
+    if (!def)
+        return FALSE;
+    def->id = -1;
+    xml = domain_def_format(def, DOMAIN_DEF_FORMAT_INACTIVE | DOMAIN_DEF_FORMAT_SECURE);
+    if (!atomic_file_write(path, xml, strlen(xml), 0600, error))
+        return FALSE;
+    g_clear_pointer(&dom->def, domain_def_free);
+    dom->def = g_steal_pointer(&def);
+    domain_driver_emit(dom, RPC_DOMAIN_EVENT_DEFINED, existed ? EV_DEFINED_UPDATED
+                                                             : EV_DEFINED_ADDED);
+    return TRUE;
+}
+
+static void in_finish_done(MigrateIn *mi, gboolean running)
+{
+    Domain *dom = mi->dom;
+    g_autoptr(GError) err = NULL;
+
+    if ((mi->flags & MIG_PERSIST_DEST) && !make_persistent(dom, &err))
+        domain_driver_log(dom, "cannot make the migrated domain persistent: %s", err->message);
+    if (running)
+        domain_driver_emit(dom, RPC_DOMAIN_EVENT_RESUMED, EV_RESUMED_MIGRATED);
+    else
+        domain_driver_emit(dom, RPC_DOMAIN_EVENT_SUSPENDED, 0);
+    domain_driver_log(dom, "incoming migration finished (%s)", running ? "running" : "paused");
+    finish_reply(mi);
+    domain_driver_job_end(dom);
+    domain_driver_set_state(dom, running ? RPC_DOMAIN_RUNNING : RPC_DOMAIN_PAUSED,
+                            running ? RUNNING_MIGRATED : PAUSED_USER);
+    in_remove(mi);
+}
+
+static void on_in_cont(QmpClient *c, JsonValue *ret, const GError *error, gpointer data)
+{
+    MigrateIn *mi = data;
+
+    if (error) {
+        rpc_call_fail(mi->finish, RPC_ERR_OPERATION_FAILED, "cannot resume the domain: %s",
+                      error->message);
+        mi->finish = NULL;
+        domain_driver_job_end(mi->dom);
+        if (mi->dom->vm)
+            vm_process_kill(mi->dom->vm, SIGKILL, NULL);
+        in_remove(mi);
+        return;
+    }
+    in_finish_done(mi, TRUE);
+}
+
+/* The stream is loaded and the source wants the VM to go on here. */
+static void in_finish(MigrateIn *mi)
+{
+    Domain *dom = mi->dom;
+
+    if (!dom->vm) {
+        rpc_call_fail(mi->finish, RPC_ERR_OPERATION_FAILED, "%s",
+                      "the incoming vireo-vmm is gone");
+        mi->finish = NULL;
+        in_remove(mi);
+        return;
+    }
+    /* A job, so that vireo-vmm's RESUME is ours to report (RESUMED migrated). */
+    domain_driver_job_begin(dom);
+    if (mi->flags & MIG_PAUSED)
+        in_finish_done(mi, FALSE);
+    else
+        qmp_client_execute(vm_process_get_qmp(dom->vm), "cont", NULL, 10000, on_in_cont, mi);
+}
+
+/* A finish that waited for the load, once the start job has ended. */
+static gboolean in_finish_later(gpointer data)
+{
+    Domain *dom = data;
+    MigrateIn *mi = in_lookup(dom);
+
+    if (mi && mi->finish)
+        in_finish(mi);
+    domain_driver_unref(dom);
+    return G_SOURCE_REMOVE;
+}
+
+/* The start job of the incoming domain ends: loaded (paused), or failed. */
+static void in_start_done(Domain *dom, RpcCall *call, const GError *error)
+{
+    MigrateIn *mi = in_lookup(dom);
+
+    if (!mi)
+        return;
+    if (!error) {
+        mi->loaded = TRUE;
+        domain_driver_log(dom, "incoming migration stream loaded");
+        /* The start job is still held here; in_finish() takes its own. */
+        if (mi->finish) {
+            GSource *idle = g_idle_source_new();
+
+            g_source_set_callback(idle, in_finish_later, domain_driver_ref(dom), NULL);
+            g_source_attach(idle, dom->drv->ctx);
+            g_source_unref(idle);
+        }
+        return;
+    }
+    if (mi->prepare) {
+        rpc_call_fail(mi->prepare, RPC_ERR_OPERATION_FAILED, "%s", error->message);
+        mi->prepare = NULL;
+    }
+    if (mi->finish) {
+        rpc_call_fail(mi->finish, RPC_ERR_OPERATION_FAILED, "incoming migration failed: %s",
+                      error->message);
+        mi->finish = NULL;
+    }
+    in_remove(mi);
+}
+
+void migrate_p2p_incoming_listening(Domain *dom)
+{
+    MigrateIn *mi = in_lookup(dom);
+    RemoteDomainMigratePrepare3ParamsRet ret = { 0 };
+    g_autofree char *uri = NULL;
+
+    if (!mi || !mi->prepare)
+        return;
+    uri = g_strdup_printf("tcp:%s:%u", g_get_host_name(), mi->port);
+    ret.uri_out = uri;
+    rpc_call_reply(mi->prepare, &ret);
+    mi->prepare = NULL;
+}
+
+static void h_prepare(RpcCall *call, gpointer args, gpointer opaque)
+{
+    RemoteDomainMigratePrepare3ParamsArgs *a = args;
+    DomainDriver *drv = opaque;
+    g_autoptr(DomainDef) def = NULL;
+    g_autoptr(GError) err = NULL;
+    const char *listen;
+    Domain *found = NULL, *dom;
+    MigrateIn *mi;
+    MigParams mp;
+    guint16 port;
+
+    if (!domain_driver_check_flags(call, a->flags, MIG_KNOWN_FLAGS,
+                                   "vireoDomainMigratePrepare3Params") ||
+        !params_parse(call, a->params, a->n_params, &mp))
+        return;
+    if (!mp.xml) {
+        rpc_call_fail(call, RPC_ERR_INVALID_ARG, "%s",
+                      "the destination_xml migration parameter is required");
+        return;
+    }
+    def = domain_def_parse_string(mp.xml, 0, &err);
+    if (!def) {
+        rpc_call_fail(call, RPC_ERR_XML_ERROR, "%s", err->message);
+        return;
+    }
+    if (mp.dname && strcmp(mp.dname, def->name) != 0) {
+        rpc_call_fail(call, RPC_ERR_OPERATION_UNSUPPORTED, "%s",
+                      "renaming a domain on migration is not supported");
+        return;
+    }
+    mi = g_hash_table_lookup(p2p->incoming, def->name);
+    if (mi && !mi->prepare && !mi->finish && !mi->dom->vm)
+        in_remove(mi);          /* its vireo-vmm ended and no finish came */
+    if (!domain_driver_check_identity(drv, call, def, &found))
+        return;
+    if (found && domain_driver_defer(found, call, h_prepare, args))
+        return;
+    if ((found && domain_driver_is_active(found)) ||
+        g_hash_table_contains(p2p->incoming, def->name)) {
+        rpc_call_fail(call, RPC_ERR_OPERATION_INVALID, "domain '%s' is already active",
+                      def->name);
+        return;
+    }
+    listen = mp.listen ? mp.listen : "0.0.0.0";
+    port = pick_port(listen, &err);
+    if (!port) {
+        rpc_call_fail_gerror(call, err);
+        return;
+    }
+    dom = found ? found : domain_driver_add(drv, def);
+    mi = g_new0(MigrateIn, 1);
+    mi->dom = domain_driver_ref(dom);
+    mi->name = g_strdup(def->name);
+    mi->port = port;
+    mi->flags = a->flags;
+    mi->prepare = call;
+    mi->created = !found;
+    g_hash_table_insert(p2p->ports, GUINT_TO_POINTER(port), GUINT_TO_POINTER(1));
+    g_hash_table_insert(p2p->incoming, mi->name, mi);
+    g_free(dom->incoming);
+    dom->incoming = strchr(listen, ':') ? g_strdup_printf("tcp:[%s]:%u", listen, port)
+                                        : g_strdup_printf("tcp:%s:%u", listen, port);
+    domain_driver_log(dom, "incoming migration on %s", dom->incoming);
+    /* Answered from migrate_p2p_incoming_listening(), or failed from in_start_done(). */
+    domain_driver_start(dom, g_steal_pointer(&def), START_RESTORE | START_PAUSED |
+                        START_MIGRATE_IN, NULL, in_start_done);
+}
+
+static void h_finish(RpcCall *call, gpointer args, gpointer opaque)
+{
+    RemoteDomainMigrateFinish3ParamsArgs *a = args;
+    MigrateIn *mi;
+    MigParams mp;
+
+    if (!params_parse(call, a->params, a->n_params, &mp))
+        return;
+    mi = mp.dname ? g_hash_table_lookup(p2p->incoming, mp.dname) : NULL;
+    if (!mi || mi->prepare || mi->finish) {
+        rpc_call_fail(call, RPC_ERR_NO_DOMAIN, "no incoming migration of domain '%s'",
+                      mp.dname ? mp.dname : "");
+        return;
+    }
+    mi->finish = call;
+    mi->flags = a->flags;
+    if (a->cancelled) {
+        Domain *dom = mi->dom;
+
+        domain_driver_log(dom, "incoming migration cancelled by the source");
+        rpc_call_fail(call, RPC_ERR_OPERATION_FAILED, "%s", "migration cancelled");
+        mi->finish = NULL;
+        if (dom->vm) {
+            dom->stop_intent = STOP_DESTROY;
+            vm_process_kill(dom->vm, SIGKILL, NULL);
+        }
+        /* Loaded already: no start job will report; forget it here. */
+        if (mi->loaded)
+            in_remove(mi);
+        return;
+    }
+    if (mi->loaded)
+        in_finish(mi);
+    /* else in_start_done() continues when vireo-vmm has loaded the stream. */
+}
+
+/* ================================================================ registration */
+
+static const struct {
+    gint32 proc;
+    RpcHandlerFunc fn;
+} handlers[] = {
+    { REMOTE_PROC_DOMAIN_MIGRATE_BEGIN3_PARAMS, h_begin },
+    { REMOTE_PROC_DOMAIN_MIGRATE_PREPARE3_PARAMS, h_prepare },
+    { REMOTE_PROC_DOMAIN_MIGRATE_PERFORM3_PARAMS, h_perform },
+    { REMOTE_PROC_DOMAIN_MIGRATE_FINISH3_PARAMS, h_finish },
+};
+
+void migrate_p2p_register(DomainDriver *drv, RpcServer *srv)
+{
+    if (!p2p) {
+        p2p = g_new0(MigrateP2P, 1);
+        p2p->incoming = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
+                                              (GDestroyNotify)in_free);
+        p2p->ports = g_hash_table_new(g_direct_hash, g_direct_equal);
+    }
+    p2p->drv = drv;
+    for (gsize i = 0; i < G_N_ELEMENTS(handlers); i++)
+        rpc_server_set_handler(srv, REMOTE_PROGRAM, handlers[i].proc, handlers[i].fn, drv);
+}
