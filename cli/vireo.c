@@ -24,6 +24,8 @@
 
 static const CliCmdGroup groups[] = {
     { "Domain Management", "domain", cli_domain_cmds },
+    { "Domain Saved State and Jobs", "save", cli_save_cmds },
+    { "Domain Migration", "migration", cli_migrate_cmds },
     { "Domain Monitoring", "monitor", cli_monitor_cmds },
     { "Host and Hypervisor", "host", cli_host_cmds },
     { "Virsh itself", "virsh", cli_shell_cmds },

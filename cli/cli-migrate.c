@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * migrate and host-evacuate: peer-to-peer live migration driven by the
+ * source daemon (docs/daemon.md, "Migration"). The client makes one
+ * MIGRATE_PERFORM3_PARAMS call with VIR_MIGRATE_PEER2PEER, as virsh
+ * migrate --p2p does; the source daemon talks to the destination itself.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "vireo/cli-commands.h"
+#include "vireo/cli-out.h"
+#include "vireo/rpc-error.h"
+#include "vireo/util.h"
+
+/* virDomainMigrateFlags */
+enum { MIG_LIVE = 1, MIG_PEER2PEER = 2, MIG_PERSIST_DEST = 8, MIG_UNDEFINE_SOURCE = 16,
+       MIG_PAUSED = 32, MIG_COMPRESSED = 2048 };
+enum { TP_ULLONG = 4, TP_STRING = 7 };
+#define EVACUATE_DEFAULT_BATCH 10
+
+typedef struct Migration {
+    RpcClient *client;
+    RemoteNonnullDomain dom;    /* borrowed */
+    const char *desturi;
+    guint flags;
+    guint64 bandwidth;          /* MiB/s, 0: none given */
+    const char *migrateuri;
+    GError *error;
+    gint done;                  /* atomic */
+} Migration;
+
+static gboolean migration_run(Migration *m)
+{
+    RemoteTypedParam params[2];
+    RemoteDomainMigratePerform3ParamsArgs a = {
+        .dom = m->dom, .dconnuri = (char *)m->desturi, .params = params, .flags = m->flags,
+    };
+    g_auto(RemoteDomainMigratePerform3ParamsRet) r = { 0 };
+
+    if (m->bandwidth)
+        params[a.n_params++] = (RemoteTypedParam) {
+            .field = "bandwidth", .value = { .type = TP_ULLONG, .u.ul = m->bandwidth } };
+    if (m->migrateuri)
+        params[a.n_params++] = (RemoteTypedParam) {
+            .field = "migrate_uri", .value = { .type = TP_STRING, .u.s = (char *)m->migrateuri } };
+    return rpc_client_call(m->client, REMOTE_PROGRAM, REMOTE_PROC_DOMAIN_MIGRATE_PERFORM3_PARAMS,
+                           &a, &r, &m->error);
+}
+
+static gpointer migration_thread(gpointer data)
+{
+    Migration *m = data;
+
+    migration_run(m);
+    g_atomic_int_set(&m->done, 1);
+    return NULL;
+}
+
+/* virsh's vshPrintJobProgress, on stderr. */
+static void print_progress(guint64 remaining, guint64 total)
+{
+    int pct = remaining == 0 ? 100 : total ? (int)(100 - remaining * 100 / total) : 0;
+
+    fprintf(stderr, "\rMigration: [%3d %%]", pct);
+    fflush(stderr);
+}
+
+static const CliOptDef opts_migrate[] = {
+    { "live", CLI_OPT_BOOL, 0, "live migration", 0 },
+    { "p2p", CLI_OPT_BOOL, 0, "peer-2-peer migration (always: the source daemon drives it)", 0 },
+    { "persistent", CLI_OPT_BOOL, 0, "persist VM on destination", 0 },
+    { "undefinesource", CLI_OPT_BOOL, 0, "undefine VM on source", 0 },
+    { "suspend", CLI_OPT_BOOL, 0, "do not restart the domain on the destination host", 0 },
+    { "compressed", CLI_OPT_BOOL, 0, "compress repeated pages during live migration", 0 },
+    { "verbose", CLI_OPT_BOOL, 0, "display the progress of migration", 0 },
+    { "domain", CLI_OPT_STRING, CLI_OPT_REQUIRED | CLI_OPT_POSITIONAL | CLI_OPT_DOMAIN,
+      "domain name, id or uuid", CLI_LIST_ACTIVE },
+    { "desturi", CLI_OPT_STRING, CLI_OPT_REQUIRED | CLI_OPT_POSITIONAL,
+      "connection URI of the destination host as seen from the source "
+      "(vireo+tcp://HOST/system)", 0 },
+    { "migrateuri", CLI_OPT_STRING, 0, "migration URI (tcp:HOST:PORT), usually can be omitted", 0 },
+    { "bandwidth", CLI_OPT_INT, 0, "migration bandwidth limit in MiB/s", 0 },
+    { "timeout", CLI_OPT_INT, 0, "suspend the guest after timeout seconds", 0 },
+    { NULL, 0, 0, NULL, 0 },
+};
+
+static gboolean cmd_migrate(CliCtl *ctl, const CliCmd *cmd)
+{
+    g_auto(RemoteNonnullDomain) dom = { 0 };
+    Migration m = { 0 };
+    guint bandwidth = 0, timeout = 0;
+    gboolean verbose = cli_cmd_has(cmd, "verbose");
+    gboolean suspended = FALSE;
+    GThread *th;
+    gint64 start;
+
+    if (cli_cmd_get_uint(cmd, "bandwidth", &bandwidth) < 0 ||
+        cli_cmd_get_uint(cmd, "timeout", &timeout) < 0)
+        return FALSE;
+    if (cli_cmd_has(cmd, "timeout") && (!cli_cmd_has(cmd, "live") || timeout == 0)) {
+        cli_error("%s", cli_cmd_has(cmd, "live") ? "migrate: Invalid timeout"
+                  : "migrate: Unexpected timeout for offline migration");
+        return FALSE;
+    }
+    if (!cli_domain_from_cmd(ctl, cmd, CLI_BY_ANY, &dom, NULL))
+        return FALSE;
+    m.client = ctl->client;
+    m.dom = dom;
+    m.desturi = cli_cmd_get(cmd, "desturi");
+    m.migrateuri = cli_cmd_get(cmd, "migrateuri");
+    m.bandwidth = bandwidth;
+    m.flags = MIG_PEER2PEER |
+              (cli_cmd_has(cmd, "live") ? MIG_LIVE : 0) |
+              (cli_cmd_has(cmd, "persistent") ? MIG_PERSIST_DEST : 0) |
+              (cli_cmd_has(cmd, "undefinesource") ? MIG_UNDEFINE_SOURCE : 0) |
+              (cli_cmd_has(cmd, "suspend") ? MIG_PAUSED : 0) |
+              (cli_cmd_has(cmd, "compressed") ? MIG_COMPRESSED : 0);
+    if (!verbose && !timeout) {
+        if (!migration_run(&m)) {
+            cli_ctl_set_error(ctl, m.error);
+            return FALSE;
+        }
+        return TRUE;
+    }
+    /* The call runs in a thread; this one watches the job, as virsh does. */
+    start = g_get_monotonic_time();
+    th = g_thread_new("migrate", migration_thread, &m);
+    while (!g_atomic_int_get(&m.done)) {
+        g_usleep(100 * 1000);
+        if (timeout && !suspended && g_get_monotonic_time() - start >= (gint64)timeout * G_USEC_PER_SEC) {
+            RemoteDomainSuspendArgs sa = { .dom = dom };
+            g_autoptr(GError) err = NULL;
+
+            suspended = TRUE;
+            if (!rpc_client_call(ctl->client, REMOTE_PROGRAM, REMOTE_PROC_DOMAIN_SUSPEND, &sa,
+                                 NULL, &err))
+                g_debug("suspend on timeout: %s", err->message);
+            else if (verbose)
+                fprintf(stderr, "\nmigrate: Suspending the domain after %u s\n", timeout);
+        }
+        if (verbose) {
+            RemoteDomainGetJobInfoArgs ja = { .dom = dom };
+            RemoteDomainGetJobInfoRet jr = { 0 };
+
+            if (rpc_client_call(ctl->client, REMOTE_PROGRAM, REMOTE_PROC_DOMAIN_GET_JOB_INFO, &ja,
+                                &jr, NULL) && jr.type != 0 && jr.dataTotal)
+                print_progress(jr.dataRemaining, jr.dataTotal);
+        }
+    }
+    g_thread_join(th);
+    if (m.error) {
+        if (verbose)
+            fprintf(stderr, "\n");
+        cli_ctl_set_error(ctl, m.error);
+        return FALSE;
+    }
+    if (verbose) {
+        print_progress(0, 0);
+        fprintf(stderr, "\n");
+    }
+    return TRUE;
+}
+
+/* ------------------------------------------------------------ host-evacuate */
+
+static const CliOptDef opts_evacuate[] = {
+    { "desturi", CLI_OPT_STRING, CLI_OPT_REQUIRED | CLI_OPT_POSITIONAL,
+      "connection URI of the destination host as seen from this one", 0 },
+    { "batch", CLI_OPT_INT, 0, "domains migrated at the same time (default 10)", 0 },
+    { NULL, 0, 0, NULL, 0 },
+};
+
+static void evacuate_one(gpointer data, gpointer user)
+{
+    Migration *m = data;
+
+    migration_run(m);
+    g_atomic_int_set(&m->done, 1);
+}
+
+/*
+ * XenServer's host-evacuate: every running domain leaves, @batch at a
+ * time (the source daemon runs each migration as its own job, so they
+ * proceed in parallel).
+ */
+static gboolean cmd_host_evacuate(CliCtl *ctl, const CliCmd *cmd)
+{
+    RemoteConnectListAllDomainsArgs la = { .need_results = 1, .flags = CLI_LIST_ACTIVE };
+    g_auto(RemoteConnectListAllDomainsRet) lr = { 0 };
+    guint batch = EVACUATE_DEFAULT_BATCH;
+    g_autofree Migration *migs = NULL;
+    GThreadPool *pool;
+    gboolean ok = TRUE;
+    guint failed = 0;
+
+    if (cli_cmd_get_uint(cmd, "batch", &batch) < 0)
+        return FALSE;
+    if (batch == 0) {
+        cli_error("%s", "host-evacuate: --batch must be at least 1");
+        return FALSE;
+    }
+    if (!cli_call(ctl, REMOTE_PROC_CONNECT_LIST_ALL_DOMAINS, &la, &lr))
+        return FALSE;
+    migs = g_new0(Migration, lr.n_domains + 1);
+    pool = g_thread_pool_new(evacuate_one, NULL, (gint)batch, TRUE, NULL);
+    for (guint i = 0; i < lr.n_domains; i++) {
+        RemoteDomainIsPersistentArgs pa = { .dom = lr.domains[i] };
+        RemoteDomainIsPersistentRet pr = { 0 };
+
+        /* The definition moves with a persistent domain; a transient one stays transient. */
+        if (!cli_call(ctl, REMOTE_PROC_DOMAIN_IS_PERSISTENT, &pa, &pr))
+            cli_ctl_reset_error(ctl);
+        migs[i] = (Migration) {
+            .client = ctl->client, .dom = lr.domains[i], .desturi = cli_cmd_get(cmd, "desturi"),
+            .flags = MIG_PEER2PEER | MIG_LIVE |
+                     (pr.persistent ? MIG_PERSIST_DEST | MIG_UNDEFINE_SOURCE : 0),
+        };
+        g_thread_pool_push(pool, &migs[i], NULL);
+    }
+    g_thread_pool_free(pool, FALSE, TRUE);
+    for (guint i = 0; i < lr.n_domains; i++) {
+        if (migs[i].error) {
+            cli_print("%-20s failed: %s\n", migs[i].dom.name, migs[i].error->message);
+            g_clear_error(&migs[i].error);
+            failed++;
+            ok = FALSE;
+        } else {
+            cli_print("%-20s migrated\n", migs[i].dom.name);
+        }
+    }
+    if (!ok)
+        cli_error("host-evacuate: %u of %u domains could not be migrated", failed, lr.n_domains);
+    return ok;
+}
+
+const CliCmdDef cli_migrate_cmds[] = {
+    { "migrate", cmd_migrate, opts_migrate, "migrate domain to another host",
+      "Migrate domain to another host (peer-to-peer, driven by the source daemon).", 0 },
+    { "host-evacuate", cmd_host_evacuate, opts_evacuate,
+      "migrate every running domain to another host",
+      "Live-migrate all running domains to another host, several at a time.", 0 },
+    { NULL, NULL, NULL, NULL, NULL, 0 },
+};
