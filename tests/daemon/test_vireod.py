@@ -795,6 +795,241 @@ def t_vireo_matches_virsh(ctx):
     check(vmm_pids(ctx.root) == [], 'vireo-vmm left running')
 
 
+# ------------------------------------------------------------------ save and restore
+
+def dirty_xml(ctx, name, memory, seconds=6, uuid=None):
+    """migrate-dirty checks its whole RAM pattern and says PASS on COM1 (a file)."""
+    serial = os.path.join(ctx.root, name + '.serial')
+    kernel = os.path.join(ctx.args.guests, 'migrate-dirty.elf')
+    xml = domain_xml(name, kernel, memory=memory, uuid=uuid,
+                     serial="<serial type='file'><source path='%s'/></serial>" % serial)
+    xml = xml.replace('</kernel>', '</kernel><cmdline>mem=%d dirty=64 seconds=%d</cmdline>'
+                      % (memory - 28, seconds))
+    return ctx.write(name + '.xml', xml), serial
+
+
+def serial_text(path):
+    try:
+        with open(path, errors='replace') as f:
+            return f.read()
+    except OSError:
+        return ''
+
+
+def t_save_restore_virsh(ctx):
+    d = ctx.daemon()
+    ev = EventWatcher(d.uri)
+    xml, serial = dirty_xml(ctx, 'sr', 128)
+    img = os.path.join(ctx.root, 'sr.img')
+    virsh(d.uri, 'define', xml)
+    virsh_err(d.uri, 'domain is not running', 'save', 'sr', img)
+    virsh(d.uri, 'start', 'sr')
+    wait_for(lambda: 'filled' in serial_text(serial), 10, 'guest fill')
+    t0 = time.time()
+    virsh(d.uri, 'save', 'sr', img)
+    log('save of 128 MiB guest: %.2f s, %d bytes' % (time.time() - t0, os.path.getsize(img)))
+    check(domstate(d, 'sr') == 'shut off (saved)', 'after save: %s' % domstate(d, 'sr'))
+    check(vmm_pids(ctx.root) == [], 'vireo-vmm left after save')
+    check('<name>sr</name>' in virsh(d.uri, 'save-image-dumpxml', img).stdout, 'dumpxml')
+    check(not [f for f in os.listdir(ctx.root) if '.vireo-' in f], 'temporary file left')
+    t0 = time.time()
+    virsh(d.uri, 'restore', img)
+    log('restore of 128 MiB guest: %.2f s' % (time.time() - t0))
+    check(domstate(d, 'sr') == 'running (restored)', 'after restore: %s' % domstate(d, 'sr'))
+    wait_for(lambda: 'PASS migrate-dirty' in serial_text(serial) or
+             'FAIL' in serial_text(serial), 20, 'guest verdict')
+    check('PASS migrate-dirty' in serial_text(serial), 'guest: %s' % serial_text(serial)[-300:])
+    lines = ev.wait(6)
+    want = ["event 'lifecycle' for domain 'sr': Suspended Paused",
+            "event 'lifecycle' for domain 'sr': Stopped Saved",
+            "event 'lifecycle' for domain 'sr': Started Restored"]
+    for w in want:
+        check(w in lines, 'event %r not in %r' % (w, lines))
+    check(lines.index(want[1]) < lines.index(want[2]), 'event order %r' % lines)
+    ev.stop()
+    # restore --paused, and a restore over a running domain
+    wait_for(lambda: 'shut off' in domstate(d, 'sr'), 10, 'guest poweroff')
+    virsh(d.uri, 'start', 'sr')
+    virsh(d.uri, 'save', '--paused', 'sr', img)
+    virsh(d.uri, 'restore', img)
+    check(domstate(d, 'sr') == 'paused (user)', 'restore of a --paused save: %s' % domstate(d, 'sr'))
+    virsh_err(d.uri, "domain 'sr' is already active", 'restore', img)
+    virsh(d.uri, 'destroy', 'sr')
+    virsh(d.uri, 'restore', '--running', img)
+    check(domstate(d, 'sr') == 'running (restored)', 'restore --running')
+    virsh(d.uri, 'destroy', 'sr')
+    # bad input
+    virsh_err(d.uri, 'No such file or directory', 'restore', os.path.join(ctx.root, 'nosuch'))
+    garbage = ctx.write('garbage.img', 'x' * 10000)
+    virsh_err(d.uri, 'not a Vireo save image', 'restore', garbage)
+    trunc = os.path.join(ctx.root, 'trunc.img')
+    with open(img, 'rb') as f, open(trunc, 'wb') as g:
+        g.write(f.read(4096 + 65536))
+    virsh_err(d.uri, 'Failed to restore', 'restore', trunc)
+    check(domstate(d, 'sr').startswith('shut off'), 'after failed restore: %s' % domstate(d, 'sr'))
+    check(vmm_pids(ctx.root) == [], 'vireo-vmm left after failed restore')
+    # a transient domain restored from a file; its definition gone meanwhile
+    virsh(d.uri, 'undefine', 'sr')
+    virsh(d.uri, 'restore', img)
+    check('no' in virsh(d.uri, 'dominfo', 'sr').stdout.split('Persistent:')[1][:20],
+          'restored without a definition is transient')
+    virsh(d.uri, 'destroy', 'sr')
+    virsh_err(d.uri, 'failed to get domain', 'dominfo', 'sr')
+    xml2 = dirty_xml(ctx, 'ot', 64, uuid='11111111-2222-3333-4444-555555555555')[0]
+    virsh(d.uri, 'define', xml2)
+    with open(img, 'rb') as f:
+        data = bytearray(f.read())
+    check(data[:8] == b'VIREOSAV', 'magic')
+    d2 = data.replace(b'<name>sr</name>', b'<name>ot</name>', 1)     # same length
+    with open(os.path.join(ctx.root, 'renamed.img'), 'wb') as f:
+        f.write(d2)
+    virsh_err(d.uri, 'already exists with uuid', 'restore', os.path.join(ctx.root, 'renamed.img'))
+
+
+def t_managedsave(ctx):
+    d = ctx.daemon()
+    xml, serial = dirty_xml(ctx, 'ms', 128)
+    virsh(d.uri, 'define', xml)
+    virsh(d.uri, 'start', 'ms')
+    wait_for(lambda: 'filled' in serial_text(serial), 10, 'guest fill')
+    virsh(d.uri, 'managedsave', 'ms')
+    path = os.path.join(ctx.root, 'var/lib/vireo/save/ms.save')
+    check(os.path.exists(path), 'managed save image missing')
+    check('Managed save:   yes' in virsh(d.uri, 'dominfo', 'ms').stdout, 'dominfo')
+    out = virsh(d.uri, 'list', '--all', '--with-managed-save', '--name').stdout.split()
+    check(out == ['ms'], 'list --with-managed-save: %r' % out)
+    virsh_err(d.uri, 'managed save image exists', 'undefine', 'ms')
+    virsh(d.uri, 'start', 'ms')
+    check(domstate(d, 'ms') == 'running (restored)', 'start from managed save: %s'
+          % domstate(d, 'ms'))
+    check(not os.path.exists(path), 'managed save image kept after start')
+    wait_for(lambda: 'PASS migrate-dirty' in serial_text(serial) or
+             'FAIL' in serial_text(serial), 20, 'guest verdict')
+    check('PASS migrate-dirty' in serial_text(serial), 'guest: %s' % serial_text(serial)[-300:])
+    wait_for(lambda: 'shut off' in domstate(d, 'ms'), 10, 'guest poweroff')
+    virsh(d.uri, 'start', 'ms')
+    virsh(d.uri, 'managedsave', 'ms')
+    virsh(d.uri, 'managedsave-remove', 'ms')
+    check(not os.path.exists(path), 'managedsave-remove kept the image')
+    virsh(d.uri, 'start', 'ms')
+    check(domstate(d, 'ms') == 'running (booted)', 'fresh boot after managedsave-remove')
+    virsh(d.uri, 'managedsave', 'ms')
+    virsh(d.uri, 'undefine', '--managed-save', 'ms')
+    check(not os.path.exists(path), 'undefine --managed-save kept the image')
+    # transient domains have no managed save
+    virsh(d.uri, 'create', xml)
+    virsh_err(d.uri, 'transient', 'managedsave', 'ms')
+    virsh(d.uri, 'destroy', 'ms')
+
+
+def t_save_job(ctx):
+    """domjobinfo while a 1 GiB guest saves; domjobabort keeps it running."""
+    d = ctx.daemon()
+    xml, serial = dirty_xml(ctx, 'big', 1024, seconds=300)
+    img = os.path.join(ctx.root, 'big.img')
+    virsh(d.uri, 'define', xml)
+    virsh(d.uri, 'start', 'big')
+    wait_for(lambda: 'filled' in serial_text(serial), 30, 'guest fill')
+    conn = libvirt.open(d.uri)
+    dom = conn.lookupByName('big')
+    check(dom.jobInfo()[0] == libvirt.VIR_DOMAIN_JOB_NONE, 'job before save')
+    # abort: a save in a thread, abort as soon as the job shows
+    res = {}
+
+    def save():
+        try:
+            libvirt.open(d.uri).lookupByName('big').save(img)
+            res['ok'] = True
+        except libvirt.libvirtError as e:
+            res['err'] = str(e)
+    t = threading.Thread(target=save)
+    t.start()
+    wait_for(lambda: dom.jobStats().get('type', 0) == libvirt.VIR_DOMAIN_JOB_UNBOUNDED, 10,
+             'job to show')
+    dom.abortJob()
+    t.join(60)
+    check('canceled by client' in res.get('err', ''), 'abort: %r' % res)
+    check(dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING, 'running after abort: %r' % (dom.state(),))
+    check(dom.state()[1] == 7, 'reason save canceled: %r' % (dom.state(),))
+    check(not os.path.exists(img) and not [f for f in os.listdir(ctx.root) if '.vireo-' in f],
+          'file left after abort')
+    # domjobinfo (virsh) during a save, then the completed statistics
+    t = threading.Thread(target=save)
+    res.clear()
+    t0 = time.time()
+    t.start()
+    out = wait_for(lambda: (lambda o: o if 'Unbounded' in o else None)(
+        virsh(d.uri, 'domjobinfo', 'big', ok=False).stdout), 10, 'domjobinfo Unbounded')
+    t.join(120)
+    log('save of 1 GiB guest: %.2f s, %d bytes' % (time.time() - t0, os.path.getsize(img)))
+    check(res.get('ok'), 'save: %r' % res)
+    check('Operation:        Save' in out and 'Data total:' in out, 'domjobinfo: %r' % out)
+    out = virsh(d.uri, 'domjobinfo', '--completed', 'big').stdout
+    check('Job type:         Completed' in out, 'completed: %r' % out)
+    t0 = time.time()
+    virsh(d.uri, 'restore', img)
+    log('restore of 1 GiB guest: %.2f s' % (time.time() - t0))
+    check(domstate(d, 'big') == 'running (restored)', 'restored')
+    check(conn.lookupByName('big').jobInfo()[0] == libvirt.VIR_DOMAIN_JOB_NONE, 'no job after')
+    # python3-libvirt: save/restore with flags, migration parameters
+    dom = conn.lookupByName('big')
+    dom.migrateSetMaxDowntime(250)
+    check(dom.migrateGetMaxDowntime() == 250, 'downtime')
+    dom.migrateSetMaxSpeed(64)
+    check(dom.migrateGetMaxSpeed() == 64, 'speed')
+    dom.saveFlags(img, None, libvirt.VIR_DOMAIN_SAVE_PAUSED)
+    conn.restoreFlags(img, None, 0)
+    check(conn.lookupByName('big').state()[0] == libvirt.VIR_DOMAIN_PAUSED, 'python restore paused')
+    check(conn.lookupByName('big').migrateGetMaxSpeed() == 128, 'a new vireo-vmm has defaults')
+    conn.lookupByName('big').destroy()
+    conn.close()
+
+
+def t_save_vireo_matches_virsh(ctx):
+    """vireo's save/restore/job commands print what virsh prints."""
+    d = ctx.daemon()
+    env = dict(os.environ, LC_ALL='C')
+    xml, serial = dirty_xml(ctx, 'vs', 64)
+    img = os.path.join(ctx.root, 'vs.img')
+    virsh(d.uri, 'define', xml)
+    virsh(d.uri, 'start', 'vs')
+
+    def run(tool, argv):
+        r = subprocess.run([tool, '-c', d.uri] + argv, capture_output=True, text=True,
+                           timeout=60, env=env)
+        return r.returncode, r.stdout, r.stderr.replace('virsh', 'vireo')
+
+    def same(argv, undo=None, stdout_only=False):
+        want = run(VIRSH, argv)
+        if undo:
+            run(VIRSH, undo)
+        got = run(ctx.args.vireo, argv)
+        if undo:
+            run(VIRSH, undo)
+        if stdout_only:
+            want, got = want[:2], got[:2]
+        check(got == want, 'vireo %s: %r, virsh: %r' % (' '.join(argv), got, want))
+
+    for argv in (['domjobinfo', 'vs'], ['domjobabort', 'vs'], ['migrate-getmaxdowntime', 'vs'],
+                 ['migrate-setmaxdowntime', 'vs', '400'], ['migrate-getspeed', 'vs'],
+                 ['migrate-setspeed', 'vs', '20'], ['migrate-getspeed', 'vs'],
+                 ['restore', img], ['restore', xml], ['managedsave-remove', 'vs']):
+        same(argv)
+    same(['save', 'vs', img], undo=['restore', img])
+    same(['save', '--verbose', 'vs', img], undo=['restore', img], stdout_only=True)
+    same(['domjobinfo', '--completed', '--keep-completed', 'vs'])
+    same(['save-image-dumpxml', img])
+    same(['managedsave', 'vs'], undo=['start', 'vs'])
+    run(VIRSH, ['managedsave', 'vs'])
+    same(['dominfo', 'vs'])
+    want = run(VIRSH, ['managedsave-remove', 'vs'])
+    run(VIRSH, ['start', 'vs'])
+    run(VIRSH, ['managedsave', 'vs'])
+    got = run(ctx.args.vireo, ['managedsave-remove', 'vs'])
+    check(got == want, 'managedsave-remove: %r, virsh: %r' % (got, want))
+    same(['managedsave-remove', 'vs'])
+
+
 TESTS = [
     ('connection', t_connection),
     ('lifecycle-virsh', t_lifecycle_virsh),
@@ -809,6 +1044,10 @@ TESTS = [
     ('autostart', t_autostart),
     ('modular', t_modular),
     ('socket-activation', t_socket_activation),
+    ('save-restore-virsh', t_save_restore_virsh),
+    ('managedsave', t_managedsave),
+    ('save-job', t_save_job),
+    ('save-vireo-matches-virsh', t_save_vireo_matches_virsh),
 ]
 
 

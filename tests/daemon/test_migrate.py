@@ -1,0 +1,385 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Peer-to-peer live migration between two vireods (docs/daemon.md, "Migration").
+
+Two "hosts": two network namespaces joined by a veth pair, each with its
+own vireod (--root in its own directory, --listen on its address). The
+domains run tests/guest/migrate-dirty.c, which dirties its RAM and checks
+its whole pattern every pass, printing "VIREO-GUEST: error" on a mismatch.
+
+    test_migrate.py --vireod V --vmm M --vireo C --guest migrate-dirty.elf [--virsh]
+
+Exit status: 0 pass, 1 fail, 77 skipped (not root, no netns, no /dev/kvm).
+"""
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_vireod import Failure, check, domain_xml, wait_for  # noqa: E402
+
+SKIP = 77
+ADDR = {'A': '10.231.77.1', 'B': '10.231.77.2'}
+
+
+def log(msg):
+    print('test_migrate: ' + msg, flush=True)
+
+
+def run(*argv, ok=True, timeout=120):
+    p = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
+                       env=dict(os.environ, LC_ALL='C'))
+    if ok and p.returncode != 0:
+        raise Failure('%s failed (%d): %s%s' % (' '.join(argv), p.returncode, p.stdout, p.stderr))
+    return p
+
+
+class Host:
+    """A network namespace with a vireod listening on TCP."""
+
+    def __init__(self, args, tag, tmp, ns):
+        self.args = args
+        self.tag = tag
+        self.ns = ns
+        self.addr = ADDR[tag]
+        self.root = os.path.join(tmp, tag)
+        os.makedirs(self.root, exist_ok=True)
+        self.sock = os.path.join(self.root, 'run/vireo/vireo-sock')
+        self.uri = 'qemu+unix:///system?socket=' + self.sock
+        self.tcp_uri = 'vireo+tcp://%s/system' % self.addr
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.log = open(os.path.join(self.root, 'vireod.log'), 'ab')
+        self.proc = subprocess.Popen(
+            ['ip', 'netns', 'exec', self.ns, self.args.vireod, '--root', self.root,
+             '--vmm', self.args.vmm, '--listen', self.addr, '-v'],
+            stdout=self.log, stderr=self.log)
+        wait_for(lambda: self.proc.poll() is None and os.path.exists(self.sock) and
+                 run('virsh', '-c', self.uri, 'uri', ok=False).returncode == 0, 10,
+                 'vireod on ' + self.tag)
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(10)
+        self.log.close()
+
+    def virsh(self, *argv, ok=True):
+        return run('virsh', '-c', self.uri, *argv, ok=ok).stdout.strip()
+
+    def vireo(self, *argv, ok=True, timeout=120):
+        return run(self.args.vireo, '-c', self.uri, *argv, ok=ok, timeout=timeout)
+
+    def state(self, name):
+        p = run('virsh', '-c', self.uri, 'domstate', '--reason', name, ok=False)
+        return p.stdout.strip() if p.returncode == 0 else None
+
+    def vmm_pids(self):
+        """vireo-vmm processes of this host's root."""
+        pids = []
+        for p in os.listdir('/proc'):
+            if not p.isdigit():
+                continue
+            try:
+                with open('/proc/%s/cmdline' % p, 'rb') as f:
+                    argv = f.read().split(b'\0')
+            except OSError:
+                continue
+            if argv and argv[0].endswith(b'vireo-vmm') and \
+                    any(self.root.encode() + b'/' in a for a in argv):
+                pids.append(int(p))
+        return pids
+
+    def domain_log(self, name):
+        try:
+            with open(os.path.join(self.root, 'var/log/vireo', name + '.log')) as f:
+                return f.read()
+        except OSError:
+            return ''
+
+
+class Ctx:
+    def __init__(self, args):
+        self.args = args
+        self.tmp = tempfile.mkdtemp(prefix='vireo-migrate-')
+        os.chmod(self.tmp, 0o755)
+        self.ns = {t: 'vireo-mig%d%s' % (os.getpid(), t) for t in 'AB'}
+        self.hosts = {}
+        self.figures = []
+
+    def setup_net(self):
+        a, b = self.ns['A'], self.ns['B']
+        va, vb = 'vmA%d' % (os.getpid() % 100000), 'vmB%d' % (os.getpid() % 100000)
+        run('ip', 'netns', 'add', a)
+        run('ip', 'netns', 'add', b)
+        run('ip', 'link', 'add', va, 'type', 'veth', 'peer', 'name', vb)
+        run('ip', 'link', 'set', va, 'netns', a)
+        run('ip', 'link', 'set', vb, 'netns', b)
+        for ns, dev, tag in ((a, va, 'A'), (b, vb, 'B')):
+            run('ip', '-n', ns, 'addr', 'add', ADDR[tag] + '/24', 'dev', dev)
+            run('ip', '-n', ns, 'link', 'set', dev, 'up')
+            run('ip', '-n', ns, 'link', 'set', 'lo', 'up')
+
+    def cleanup(self):
+        for h in self.hosts.values():
+            for pid in h.vmm_pids():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            h.stop(signal.SIGKILL)
+        for ns in self.ns.values():
+            subprocess.run(['ip', 'netns', 'del', ns], capture_output=True)
+        if os.environ.get('VIREO_TEST_KEEP'):
+            log('kept ' + self.tmp)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def serial_path(self, name):
+        return os.path.join(self.tmp, name + '.serial')
+
+    def define(self, host, name, mem=48, dirty=64, persistent=True):
+        xml = domain_xml(name, self.args.guest, memory=mem + 16,
+                         serial="<serial type='file'><source path='%s'/></serial>" %
+                         self.serial_path(name))
+        xml = xml.replace('</kernel>', '</kernel>\n    <cmdline>mem=%d dirty=%d seconds=900'
+                          '</cmdline>' % (mem, dirty))
+        path = os.path.join(self.tmp, name + '.xml')
+        with open(path, 'w') as f:
+            f.write(xml)
+        if persistent:
+            host.virsh('define', path)
+            host.virsh('start', name)
+        else:
+            host.virsh('create', path)
+        wait_for(lambda: 'progress: pass' in self.serial(name), 30, name + ' guest progress')
+
+    def serial(self, name):
+        try:
+            with open(self.serial_path(name), 'rb') as f:
+                return f.read().decode('utf-8', errors='replace')
+        except OSError:
+            return ''
+
+    def check_guest(self, name, host):
+        """The guest goes on verifying its RAM on @host, without an error."""
+        n = self.serial(name).count('progress: pass')
+        wait_for(lambda: self.serial(name).count('progress: pass') >= n + 2, 20,
+                 name + ' progress after migration')
+        out = self.serial(name)
+        check('VIREO-GUEST: error' not in out and 'FAIL' not in out,
+              '%s: guest reported an error:\n%s' % (name, out[-2000:]))
+        check(len(host.vmm_pids()) >= 1, 'no vireo-vmm on ' + host.tag)
+
+    def one_vmm(self, name, where):
+        other = self.hosts['B' if where.tag == 'A' else 'A']
+        wait_for(lambda: len(other.vmm_pids()) == 0, 10, 'no vireo-vmm left on ' + other.tag)
+        check(len(where.vmm_pids()) == 1, '%s: %d vireo-vmm' % (where.tag, len(where.vmm_pids())))
+
+    def figure(self, src, name, what):
+        m = re.findall(r'migrated to \S+ in (\d+) ms \(downtime (\d+) ms\)', src.domain_log(name))
+        check(m, 'no migration figures in the log of ' + name)
+        total, down = m[-1]
+        self.figures.append('%s: total %s ms, downtime %s ms' % (what, total, down))
+        log(self.figures[-1])
+
+
+def t_live_and_back(ctx):
+    A, B = ctx.hosts['A'], ctx.hosts['B']
+    ctx.define(A, 'm1', dirty=256)
+    t0 = time.monotonic()
+    A.vireo('migrate', '--live', '--verbose', 'm1', B.tcp_uri)
+    log('m1 A->B: vireo migrate took %.0f ms' % ((time.monotonic() - t0) * 1000))
+    ctx.figure(A, 'm1', 'dirtying guest (256 pages/pass, 48 MiB) A->B')
+    check(B.state('m1') == 'running (migrated)', 'B: m1 is %r' % B.state('m1'))
+    check(A.state('m1') == 'shut off (migrated)', 'A: m1 is %r' % A.state('m1'))
+    check(B.virsh('dominfo', 'm1').find('Persistent:     no') >= 0, 'B: m1 transient')
+    ctx.one_vmm('m1', B)
+    ctx.check_guest('m1', B)
+    # ... and back
+    B.vireo('migrate', '--live', 'm1', A.tcp_uri)
+    ctx.figure(B, 'm1', 'dirtying guest B->A')
+    check(A.state('m1') == 'running (migrated)', 'A: m1 is %r' % A.state('m1'))
+    check(B.state('m1') is None, 'B: transient m1 still there: %r' % B.state('m1'))
+    ctx.one_vmm('m1', A)
+    ctx.check_guest('m1', A)
+    A.virsh('destroy', 'm1')
+    A.virsh('undefine', 'm1')
+    # An idle guest (its workload dirties one page per pass).
+    ctx.define(A, 'idle', mem=16, dirty=1)
+    A.vireo('migrate', '--live', 'idle', B.tcp_uri)
+    ctx.figure(A, 'idle', 'idle guest (1 page/pass, 16 MiB) A->B')
+    ctx.check_guest('idle', B)
+    B.virsh('destroy', 'idle')
+    A.virsh('undefine', 'idle')
+
+
+def t_persistent(ctx):
+    A, B = ctx.hosts['A'], ctx.hosts['B']
+    ctx.define(A, 'm2')
+    A.vireo('migrate', '--live', '--persistent', '--undefinesource', 'm2', B.tcp_uri)
+    check(B.state('m2') == 'running (migrated)', 'B: m2 is %r' % B.state('m2'))
+    check('Persistent:     yes' in B.virsh('dominfo', 'm2'), 'B: m2 not persistent')
+    check(os.path.exists(os.path.join(B.root, 'var/lib/vireo/domains/m2.xml')), 'B: no m2.xml')
+    check(A.state('m2') is None, 'A: m2 still defined: %r' % A.state('m2'))
+    check(not os.path.exists(os.path.join(A.root, 'var/lib/vireo/domains/m2.xml')),
+          'A: m2.xml left')
+    ctx.one_vmm('m2', B)
+    ctx.check_guest('m2', B)
+    # --suspend: paused on the destination
+    B.vireo('migrate', '--live', '--suspend', 'm2', A.tcp_uri)
+    check(A.state('m2').startswith('paused'), 'A: m2 is %r' % A.state('m2'))
+    check(B.state('m2') == 'shut off (migrated)', 'B: m2 is %r' % B.state('m2'))
+    A.virsh('resume', 'm2')
+    ctx.check_guest('m2', A)
+    A.virsh('destroy', 'm2')
+    B.virsh('undefine', 'm2')
+
+
+def migrate_async(host, *argv):
+    box = {}
+
+    def go():
+        box['p'] = host.vireo(*argv, ok=False, timeout=120)
+    th = threading.Thread(target=go)
+    th.start()
+    return th, box
+
+
+def wait_transferring(host, name):
+    def busy():
+        p = run('virsh', '-c', host.uri, 'domjobinfo', name, ok=False)
+        return 'Data processed' in p.stdout or 'Memory processed' in p.stdout
+    wait_for(busy, 20, 'migration of %s under way' % name)
+
+
+def t_cancel(ctx):
+    A, B = ctx.hosts['A'], ctx.hosts['B']
+    # A bandwidth limit keeps the migration going long enough to interrupt it.
+    ctx.define(A, 'm3', mem=128, dirty=256)
+    for how in ('domjobabort', 'kill-dest-vmm', 'kill-dest-vireod'):
+        log('cancel by ' + how)
+        th, box = migrate_async(A, 'migrate', '--live', '--bandwidth', '8', 'm3', B.tcp_uri)
+        if how == 'domjobabort':
+            wait_transferring(A, 'm3')
+            A.virsh('domjobabort', 'm3')
+        elif how == 'kill-dest-vmm':
+            wait_for(lambda: B.vmm_pids(), 20, 'incoming vireo-vmm on B')
+            time.sleep(1)
+            for pid in B.vmm_pids():
+                os.kill(pid, signal.SIGKILL)
+        else:
+            wait_for(lambda: B.vmm_pids(), 20, 'incoming vireo-vmm on B')
+            time.sleep(1)
+            B.stop(signal.SIGKILL)
+        th.join(120)
+        check(box['p'].returncode != 0, '%s: migrate succeeded: %s' % (how, box['p'].stdout))
+        log('  migrate said: ' + box['p'].stderr.strip().replace('\n', ' | '))
+        check(A.state('m3') == 'running (booted)', '%s: A: m3 is %r' % (how, A.state('m3')))
+        if how == 'kill-dest-vireod':
+            # The orphaned incoming vireo-vmm ends with its stream.
+            wait_for(lambda: not B.vmm_pids(), 15, 'orphan vireo-vmm on B gone')
+            B.start()
+        wait_for(lambda: not B.vmm_pids(), 15, 'no vireo-vmm on B')
+        check(B.state('m3') is None, '%s: B: m3 left: %r' % (how, B.state('m3')))
+        check(len(A.vmm_pids()) == 1, '%s: vireo-vmm on A: %s' % (how, A.vmm_pids()))
+        ctx.check_guest('m3', A)
+    # And it still migrates afterwards.
+    A.vireo('migrate', '--live', 'm3', B.tcp_uri)
+    ctx.one_vmm('m3', B)
+    ctx.check_guest('m3', B)
+    B.virsh('destroy', 'm3')
+    A.virsh('undefine', 'm3')
+
+
+def t_evacuate(ctx):
+    A, B = ctx.hosts['A'], ctx.hosts['B']
+    for i in range(3):
+        ctx.define(A, 'e%d' % i, mem=16, dirty=16)
+    t0 = time.monotonic()
+    p = A.vireo('host-evacuate', B.tcp_uri, '--batch', '2', timeout=300)
+    log('host-evacuate of 3 domains, batch 2: %.1f s' % (time.monotonic() - t0))
+    for i in range(3):
+        check('e%d' % i in p.stdout and 'failed' not in p.stdout, 'evacuate: %s' % p.stdout)
+        check(B.state('e%d' % i) == 'running (migrated)', 'B: e%d is %r' % (i, B.state('e%d' % i)))
+        check(A.state('e%d' % i) is None, 'A: e%d left' % i)
+        ctx.check_guest('e%d' % i, B)
+    check(not A.vmm_pids() and len(B.vmm_pids()) == 3, 'vireo-vmm: A %s, B %s' %
+          (A.vmm_pids(), B.vmm_pids()))
+    for i in range(3):
+        B.virsh('destroy', 'e%d' % i)
+        B.virsh('undefine', 'e%d' % i)
+
+
+def t_virsh_p2p(ctx):
+    """Debian's virsh migrate --p2p against our daemons."""
+    A, B = ctx.hosts['A'], ctx.hosts['B']
+    ctx.define(A, 'v1', mem=16, dirty=16)
+    p = run('virsh', '-c', A.uri, 'migrate', '--p2p', '--live', '--verbose', 'v1',
+            'qemu+tcp://%s/system' % B.addr, ok=False)
+    log('virsh migrate --p2p: status %d, %s%s' % (p.returncode, p.stdout.strip(), p.stderr.strip()))
+    check(p.returncode == 0, 'virsh migrate --p2p failed: %s' % p.stderr)
+    check(B.state('v1') == 'running (migrated)', 'B: v1 is %r' % B.state('v1'))
+    ctx.check_guest('v1', B)
+    B.virsh('destroy', 'v1')
+    A.virsh('undefine', 'v1')
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--vireod', required=True)
+    ap.add_argument('--vmm', required=True)
+    ap.add_argument('--vireo', required=True)
+    ap.add_argument('--guest', required=True)
+    ap.add_argument('--only')
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        log('SKIP: needs root for network namespaces')
+        return SKIP
+    if not os.access('/dev/kvm', os.R_OK | os.W_OK) or not shutil.which('virsh') or \
+            not shutil.which('ip'):
+        log('SKIP: no /dev/kvm, virsh or ip')
+        return SKIP
+    ctx = Ctx(args)
+    try:
+        try:
+            ctx.setup_net()
+        except Failure as e:
+            log('SKIP: cannot create network namespaces: %s' % e)
+            return SKIP
+        ctx.hosts = {t: Host(args, t, ctx.tmp, ctx.ns[t]) for t in 'AB'}
+        tests = [t_live_and_back, t_persistent, t_cancel, t_evacuate, t_virsh_p2p]
+        for t in tests:
+            if args.only and args.only not in t.__name__:
+                continue
+            log('--- ' + t.__name__)
+            t(ctx)
+        log('figures: ' + '; '.join(ctx.figures))
+        log('PASS')
+        return 0
+    except Failure as e:
+        log('FAIL: %s' % e)
+        for h in ctx.hosts.values():
+            sys.stderr.write('---- %s vireod.log (tail) ----\n' % h.tag)
+            try:
+                with open(os.path.join(h.root, 'vireod.log'), errors='replace') as f:
+                    sys.stderr.write(f.read()[-3000:])
+            except OSError:
+                pass
+        return 1
+    finally:
+        ctx.cleanup()
+
+
+if __name__ == '__main__':
+    sys.exit(main())
