@@ -18,40 +18,13 @@
  *
  * Everything is polled (no interrupts): the host's test decides the pace.
  * Notifications are 16-bit writes to each queue's notify address
- * (ioeventfd doorbells in vireo-vmm).
+ * (ioeventfd doorbells in vireo-vmm). The driver itself is lib/virtio.c.
  */
 #include "lib/guest.h"
 
 const char test_name[] = "virtio-console";
 
-#define VIRTIO_CONSOLE_ID 0x10431af4u   /* device << 16 | vendor */
-#define CAP_VNDR 0x09
-#define CAP_COMMON 1
-#define CAP_NOTIFY 2
-#define CAP_DEVICE 4
-/* struct virtio_pci_common_cfg */
-#define DFSELECT 0
-#define DF 4
-#define GFSELECT 8
-#define GF 12
-#define NUM_QUEUES 18
-#define STATUS 20
-#define Q_SELECT 22
-#define Q_SIZE 24
-#define Q_ENABLE 28
-#define Q_NOFF 30
-#define Q_DESC 32
-#define Q_AVAIL 40
-#define Q_USED 48
-#define S_ACK 1
-#define S_DRIVER 2
-#define S_DRIVER_OK 4
-#define S_FEATURES_OK 8
-#define S_NEEDS_RESET 0x40
-#define VERSION_1_HI 1                  /* bit 32: bit 0 of the high word */
 #define F_MULTIPORT 2                   /* bit 1 */
-#define DESC_F_WRITE 2
-#define BAR2_ADDR 0xd0000000u           /* below 4 GiB, where our page tables reach */
 /* Control messages (virtio 1.2, 5.3.6.2). */
 #define DEVICE_READY 0
 #define PORT_ADD 1
@@ -65,108 +38,50 @@ const char test_name[] = "virtio-console";
 #define BUF 320                         /* a control message with a 255-byte name fits */
 #define WAIT_CYCLES 60000000000ULL      /* ~20 s of TSC: the host test sets the pace */
 
-struct desc {
-    uint64_t addr;
-    uint32_t len;
-    uint16_t flags;
-    uint16_t next;
-};
-
 /* One queue, one descriptor per buffer: descriptor i always holds buf[i]. */
 struct vq {
-    struct desc desc[QSIZE] __attribute__((aligned(16)));
-    struct {
-        uint16_t flags, idx, ring[QSIZE], used_event;
-    } avail __attribute__((aligned(2)));
-    volatile struct {
-        uint16_t flags, idx;
-        struct {
-            uint32_t id, len;
-        } ring[QSIZE];
-        uint16_t avail_event;
-    } used __attribute__((aligned(4)));
+    VirtioQueue q;
+    uint8_t ring[VIRTIO_QUEUE_MEM(QSIZE)] __attribute__((aligned(VIRTIO_QUEUE_ALIGN)));
     uint8_t buf[QSIZE][BUF];
-    uint16_t last_used;
-    uintptr_t notify;
-    unsigned index;
-    bool on;
 };
 
 static struct vq vqs[NQ];
-static uintptr_t ecam, common, notify_base, devcfg;
-static uint32_t notify_mult;
+static VirtioDev dev;
 static unsigned nr_ports;               /* ports this program drives: 1 or 2 */
 static bool added[2], host_open[2], line_done[2], host_closed_1;
 static unsigned echoed[2];
 
-static uint32_t cfg_read(unsigned slot, unsigned reg)
-{
-    return mmio_read32(ecam + (slot << 15) + reg);
-}
-
-static void cfg_write(unsigned slot, unsigned reg, uint32_t v)
-{
-    mmio_write32(ecam + (slot << 15) + reg, v);
-}
-
-static void barrier(void)
-{
-    __asm__ volatile("" ::: "memory");  /* x86 keeps stores in order; the compiler must too */
-}
-
+/* No MSI-X vector: everything is polled. */
 static void vq_setup(unsigned index)
 {
-    struct vq *q = &vqs[index];
-
-    memset(q, 0, sizeof(*q));
-    q->index = index;
-    mmio_write16(common + Q_SELECT, index);
-    if (mmio_read16(common + Q_SIZE) < QSIZE)
-        test_fail("queue %u offers %u entries", index, mmio_read16(common + Q_SIZE));
-    mmio_write16(common + Q_SIZE, QSIZE);
-    mmio_write64(common + Q_DESC, (uintptr_t)q->desc);
-    mmio_write64(common + Q_AVAIL, (uintptr_t)&q->avail);
-    mmio_write64(common + Q_USED, (uintptr_t)&q->used);
-    mmio_write16(common + Q_ENABLE, 1);
-    if (mmio_read16(common + Q_ENABLE) != 1)
-        test_fail("queue %u did not enable (status 0x%x)", index, mmio_read8(common + STATUS));
-    q->notify = notify_base + mmio_read16(common + Q_NOFF) * notify_mult;
-    q->on = true;
+    virtio_queue_setup(&dev, &vqs[index].q, index, QSIZE, vqs[index].ring, VIRTIO_NO_VECTOR);
 }
 
 /* Buffer @slot of @q to the device: @len bytes, device-writable if @in. */
 static void vq_add(struct vq *q, unsigned slot, uint32_t len, bool in)
 {
-    uint16_t idx = q->avail.idx;
-
-    q->desc[slot] = (struct desc){ (uintptr_t)q->buf[slot], len, in ? DESC_F_WRITE : 0, 0 };
-    q->avail.ring[idx % QSIZE] = slot;
-    barrier();
-    q->avail.idx = idx + 1;
-    barrier();
-    mmio_write16(q->notify, q->index);
+    q->q.desc[slot] = (VirtioDesc){ (uintptr_t)q->buf[slot], len,
+                                    in ? VIRTIO_DESC_F_WRITE : 0, 0 };
+    virtio_queue_publish(&q->q, slot);
+    virtio_queue_notify(&q->q);
 }
 
 /* The next used buffer of @q: its slot, or -1 if none. */
 static int vq_used(struct vq *q, uint32_t *len)
 {
-    unsigned slot;
+    uint32_t slot;
 
-    if (q->used.idx == q->last_used)
+    if (!virtio_queue_next_used(&q->q, &slot, len))
         return -1;
-    barrier();
-    slot = q->used.ring[q->last_used % QSIZE].id;
-    *len = q->used.ring[q->last_used % QSIZE].len;
-    q->last_used++;
     if (slot >= QSIZE || *len > BUF)
-        test_fail("queue %u: used entry slot %u, %u bytes", q->index, slot, *len);
+        test_fail("queue %u: used entry slot %u, %u bytes", q->q.index, slot, *len);
     return slot;
 }
 
 static void check_device(void)
 {
-    if (mmio_read8(common + STATUS) & S_NEEDS_RESET)
-        test_fail("the device needs a reset (status 0x%x)", mmio_read8(common + STATUS));
+    if (virtio_status(&dev) & VIRTIO_STATUS_NEEDS_RESET)
+        test_fail("the device needs a reset (status 0x%x)", virtio_status(&dev));
 }
 
 /* Sends @len bytes from @data on queue @index (slot 0) and waits until the device took them. */
@@ -277,52 +192,21 @@ static bool echo(unsigned port)
     return true;
 }
 
-static void reset_and_negotiate(uint32_t features_lo)
-{
-    mmio_write8(common + STATUS, 0);
-    if (mmio_read8(common + STATUS) != 0)
-        test_fail("status not 0 after reset");
-    mmio_write8(common + STATUS, S_ACK);
-    mmio_write8(common + STATUS, S_ACK | S_DRIVER);
-    mmio_write32(common + DFSELECT, 0);
-    if (features_lo && !(mmio_read32(common + DF) & features_lo))
-        test_fail("features 0x%x not offered", features_lo);
-    mmio_write32(common + DFSELECT, 1);
-    if (!(mmio_read32(common + DF) & VERSION_1_HI))
-        test_fail("VIRTIO_F_VERSION_1 not offered");
-    mmio_write32(common + GFSELECT, 0);
-    mmio_write32(common + GF, features_lo);
-    mmio_write32(common + GFSELECT, 1);
-    mmio_write32(common + GF, VERSION_1_HI);
-    mmio_write8(common + STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
-    if (!(mmio_read8(common + STATUS) & S_FEATURES_OK))
-        test_fail("FEATURES_OK refused");
-}
-
-static unsigned find_device(void)
-{
-    for (unsigned slot = 0; slot < 32; slot++) {
-        if (cfg_read(slot, 0) == VIRTIO_CONSOLE_ID)
-            return slot;
-    }
-    test_fail("no virtio-console (1af4:1043) on bus 0");
-}
-
 static void phase_multiport(void)
 {
     uint32_t max_ports, len;
     uint64_t deadline;
 
-    reset_and_negotiate(F_MULTIPORT);
-    max_ports = mmio_read32(devcfg + 4);
+    virtio_negotiate(&dev, F_MULTIPORT);
+    max_ports = mmio_read32(dev.device + 4);
     if (max_ports < 1 || max_ports > 32)
         test_fail("max_nr_ports %u", max_ports);
-    if (mmio_read16(common + NUM_QUEUES) != 2 * (max_ports + 1))
-        test_fail("%u queues for %u ports", mmio_read16(common + NUM_QUEUES), max_ports);
+    if (virtio_num_queues(&dev) != 2 * (max_ports + 1))
+        test_fail("%u queues for %u ports", virtio_num_queues(&dev), max_ports);
     nr_ports = max_ports >= 2 ? 2 : 1;
     for (unsigned i = 0; i < 2 * (nr_ports + 1); i++)
         vq_setup(i);
-    mmio_write8(common + STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+    virtio_driver_ok(&dev);
     fill_rx(2);
     ctrl_send(0xffffffffu, DEVICE_READY, 1);
     test_log("multiport: %u ports, handshake", max_ports);
@@ -360,10 +244,10 @@ static void phase_single(void)
 
     line_done[0] = false;
     echoed[0] = 0;
-    reset_and_negotiate(0);
+    virtio_negotiate(&dev, 0);
     vq_setup(0);
     vq_setup(1);
-    mmio_write8(common + STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+    virtio_driver_ok(&dev);
     fill_rx(0);
     vq_send(1, "B-ready\n", 8);
     while (!line_done[0]) {
@@ -378,39 +262,12 @@ static void phase_single(void)
 
 int main(void)
 {
-    const AcpiHeader *mcfg = acpi_find_table("MCFG");
-    uint32_t cap;
-    unsigned slot;
+    int slot = pci_find_slot(VIRTIO_PCI_ID(VIRTIO_ID_CONSOLE));
 
-    if (!mcfg)
-        test_fail("no MCFG table");
-    ecam = *(const uint64_t *)((const uint8_t *)mcfg + 44);
-    slot = find_device();
-
-    /* BAR2 (64-bit, above RAM) moved below 4 GiB. */
-    cfg_write(slot, 0x18, BAR2_ADDR | 0x4);
-    cfg_write(slot, 0x1c, 0);
-    cfg_write(slot, 0x04, 0x6);         /* memory decoding, bus mastering */
-    for (cap = cfg_read(slot, 0x34) & 0xff; cap; cap = (cfg_read(slot, cap) >> 8) & 0xff) {
-        uint32_t head = cfg_read(slot, cap);
-        uint32_t type = (head >> 24) & 0xff, bar = cfg_read(slot, cap + 4) & 0xff;
-        uintptr_t addr = BAR2_ADDR + cfg_read(slot, cap + 8);
-
-        if ((head & 0xff) != CAP_VNDR || bar != 2)
-            continue;
-        if (type == CAP_COMMON && !common)
-            common = addr;
-        if (type == CAP_NOTIFY && !notify_base) {
-            notify_base = addr;
-            notify_mult = cfg_read(slot, cap + 16);
-        }
-        if (type == CAP_DEVICE && !devcfg)
-            devcfg = addr;
-    }
-    if (!common || !notify_base || !devcfg)
-        test_fail("capabilities: common %lx notify %lx device %lx", (unsigned long)common,
-                  (unsigned long)notify_base, (unsigned long)devcfg);
-    test_log("virtio-console at slot %u", slot);
+    if (slot < 0)
+        test_fail("no virtio-console (1af4:1043) on bus 0");
+    virtio_pci_init(&dev, slot, VIRTIO_NEED_DEVICE);
+    test_log("virtio-console at slot %u", dev.slot);
     phase_multiport();
     phase_single();
     return 0;

@@ -17,134 +17,38 @@
  * tap), refilling the ring as the device completes, kicking only when the
  * device asks. rx: keeps 256 buffers posted and counts frames until N
  * arrived or none came for a second. Each prints its count and TSC cycles.
+ * The driver itself is lib/virtio.c.
  */
 #include "lib/guest.h"
 
 const char test_name[] = "virtio-net";
 
-#define VIRTIO_NET_ID 0x10411af4u       /* device << 16 | vendor */
-#define CAP_VNDR 0x09
-#define CAP_MSIX 0x11
-#define CAP_COMMON 1
-#define CAP_NOTIFY 2
-#define CAP_ISR 3
-#define CAP_DEVICE 4
-/* struct virtio_pci_common_cfg */
-#define DFSELECT 0
-#define DF 4
-#define GFSELECT 8
-#define GF 12
-#define MSIX_CONFIG 16
-#define NUM_QUEUES 18
-#define STATUS 20
-#define Q_SELECT 22
-#define Q_SIZE 24
-#define Q_MSIX 26
-#define Q_ENABLE 28
-#define Q_NOFF 30
-#define Q_DESC 32
-#define Q_AVAIL 40
-#define Q_USED 48
-#define S_ACK 1
-#define S_DRIVER 2
-#define S_DRIVER_OK 4
-#define S_FEATURES_OK 8
 #define F_MAC (1u << 5)
 #define F_STATUS (1u << 16)
-#define VERSION_1_HI 1
-#define DESC_F_WRITE 2
-#define AVAIL_F_NO_INTERRUPT 1
-#define USED_F_NO_NOTIFY 1
-#define NO_VECTOR 0xffff
 #define MSIX_VECTOR 0x60                /* CPU vectors 0x60 (config), 0x61 (receive) */
-#define BAR2_ADDR 0xd0000000u
 
 #define QSIZE 256
 #define BUF_SIZE 2048
 #define HDR 12
 /* Rings and buffers outside the image (which must end below 2 MiB): 4 MiB on. */
 #define MEM_BASE 0x400000ul
+#define BUFS_OFF 0x4000                 /* past VIRTIO_QUEUE_MEM(QSIZE) */
 
-struct desc {
-    uint64_t addr;
-    uint32_t len;
-    uint16_t flags;
-    uint16_t next;
-};
-
-struct avail {
-    uint16_t flags, idx, ring[QSIZE], used_event;
-};
-
-struct used {
-    uint16_t flags, idx;
-    struct {
-        uint32_t id, len;
-    } ring[QSIZE];
-    uint16_t avail_event;
-};
-
-typedef struct Queue {
-    unsigned index;
-    struct desc *desc;
-    struct avail *avail;
-    volatile struct used *used;
+typedef struct {
+    VirtioQueue vq;
     uint8_t *bufs;                      /* QSIZE buffers of BUF_SIZE */
-    uintptr_t notify;
-    uint16_t last_used;
 } Queue;
 
-static uintptr_t ecam, common;
-static volatile unsigned rx_irqs, config_irqs;
+static VirtioDev dev;
 static Queue rxq, txq;
 static uint8_t mac[6];
 static const uint8_t my_ip[4] = { 10, 0, 2, 15 }, host_ip[4] = { 10, 0, 2, 2 };
 
-static uint32_t cfg_read(unsigned slot, unsigned reg)
+static void queue_setup(Queue *q, unsigned index, uintptr_t mem, uint16_t msix)
 {
-    return mmio_read32(ecam + (slot << 15) + reg);
-}
-
-static void cfg_write(unsigned slot, unsigned reg, uint32_t v)
-{
-    mmio_write32(ecam + (slot << 15) + reg, v);
-}
-
-static void msix_handler(TrapFrame *tf, void *opaque)
-{
-    (void)opaque;
-    if (tf->vector == MSIX_VECTOR)
-        config_irqs++;
-    else
-        rx_irqs++;
-    lapic_eoi();
-}
-
-static void barrier(void)
-{
-    __asm__ volatile("mfence" ::: "memory");
-}
-
-static void queue_setup(Queue *q, unsigned index, uintptr_t mem, uint16_t vector)
-{
-    q->index = index;
-    q->desc = (struct desc *)mem;
-    q->avail = (struct avail *)(mem + 0x1000);
-    q->used = (volatile struct used *)(mem + 0x2000);
-    q->bufs = (uint8_t *)(mem + 0x4000);
-    mmio_write16(common + Q_SELECT, index);
-    if (mmio_read16(common + Q_SIZE) < QSIZE)
-        test_fail("queue %u offers %u entries", index, mmio_read16(common + Q_SIZE));
-    mmio_write16(common + Q_SIZE, QSIZE);
-    mmio_write16(common + Q_MSIX, vector);
-    if (mmio_read16(common + Q_MSIX) != vector)
-        test_fail("queue %u: vector %u refused", index, vector);
-    mmio_write64(common + Q_DESC, (uintptr_t)q->desc);
-    mmio_write64(common + Q_AVAIL, (uintptr_t)q->avail);
-    mmio_write64(common + Q_USED, (uintptr_t)q->used);
-    mmio_write16(common + Q_ENABLE, 1);
-    if (mmio_read16(common + Q_ENABLE) != 1)
-        test_fail("queue %u did not enable (status 0x%x)", index, mmio_read8(common + STATUS));
+    _Static_assert(VIRTIO_QUEUE_MEM(QSIZE) <= BUFS_OFF, "rings overlap the buffers");
+    virtio_queue_setup(&dev, &q->vq, index, QSIZE, (void *)mem, msix);
+    q->bufs = (uint8_t *)(mem + BUFS_OFF);
 }
 
 /* Descriptor i always describes buffer i: receive buffers device-writable. */
@@ -153,31 +57,16 @@ static uint64_t queue_init_descs(uint64_t qp)
     Queue *q = (Queue *)qp;
 
     for (unsigned i = 0; i < QSIZE; i++)
-        q->desc[i] = (struct desc){ (uintptr_t)(q->bufs + i * BUF_SIZE), BUF_SIZE,
-                                    q == &rxq ? DESC_F_WRITE : 0, 0 };
+        q->vq.desc[i] = (VirtioDesc){ (uintptr_t)(q->bufs + i * BUF_SIZE), BUF_SIZE,
+                                      q == &rxq ? VIRTIO_DESC_F_WRITE : 0, 0 };
     return 0;
 }
 
-static void queue_publish(Queue *q, uint16_t id)
-{
-    q->avail->ring[q->avail->idx % QSIZE] = id;
-    __asm__ volatile("" ::: "memory");  /* x86: stores stay in order; the compiler must too */
-    q->avail->idx++;
-}
-
-static void queue_kick(Queue *q)
-{
-    barrier();                          /* the index, then the device's flag */
-    if (!(q->used->flags & USED_F_NO_NOTIFY))
-        mmio_write16(q->notify, q->index);
-}
-
 /* Makes descriptor @id available; kicks if the device asks. */
-static void queue_add(Queue *q, uint16_t id, int kick)
+static void queue_add(Queue *q, uint16_t id)
 {
-    queue_publish(q, id);
-    if (kick)
-        queue_kick(q);
+    virtio_queue_publish(&q->vq, id);
+    virtio_queue_kick(&q->vq);
 }
 
 /* --- frames --- */
@@ -205,20 +94,15 @@ static void put16(uint8_t *p, uint16_t v)
 static void send_frame(const uint8_t *frame, unsigned len)
 {
     uint8_t *b = txq.bufs;
-    uint64_t deadline = cpu_rdtsc() + 3000000000ULL;
+    uint32_t id, used_len;
 
     for (unsigned i = 0; i < HDR; i++)
         b[i] = 0;
     for (unsigned i = 0; i < len; i++)
         b[HDR + i] = frame[i];
-    txq.desc[0] = (struct desc){ (uintptr_t)b, HDR + len, 0, 0 };
-    queue_add(&txq, 0, 1);
-    while (txq.used->idx == txq.last_used) {
-        if (cpu_rdtsc() > deadline)
-            test_fail("transmit: no used buffer within ~1 s");
-        __asm__ volatile("pause");
-    }
-    txq.last_used++;
+    txq.vq.desc[0] = (VirtioDesc){ (uintptr_t)b, HDR + len, 0, 0 };
+    queue_add(&txq, 0);
+    virtio_queue_wait_used(&txq.vq, &id, &used_len, "transmit");
 }
 
 /*
@@ -228,34 +112,29 @@ static void send_frame(const uint8_t *frame, unsigned len)
 static unsigned recv_frame(int (*match)(const uint8_t *f, unsigned len), uint8_t *out,
                            const char *what)
 {
-    uint64_t deadline = cpu_rdtsc() + 3000000000ULL;
+    uint64_t deadline = cpu_rdtsc() + PCI_WAIT_CYCLES;
 
     for (;;) {
-        while (rxq.used->idx == rxq.last_used) {
-            if (cpu_rdtsc() > deadline)
-                test_fail("%s: nothing within ~1 s (%u receive interrupts)", what, rx_irqs);
-            cpu_sti();
-            __asm__ volatile("pause");
-            cpu_cli();
-        }
-        {
-            uint16_t slot = rxq.last_used++ % QSIZE;
-            uint32_t id = rxq.used->ring[slot].id, len = rxq.used->ring[slot].len;
-            const uint8_t *b = rxq.bufs + id * BUF_SIZE;
-            unsigned n = len - HDR, ok;
+        uint32_t id, len;
+        const uint8_t *b;
+        unsigned n, ok;
 
-            if (id >= QSIZE || len < HDR + 14 || len > BUF_SIZE)
-                test_fail("%s: used entry id %u len %u", what, id, len);
-            if (b[10] != 1 || b[11] != 0)
-                test_fail("%s: num_buffers %u, expected 1", what, b[10] | b[11] << 8);
-            ok = match(b + HDR, n);
-            if (ok)
-                for (unsigned i = 0; i < n; i++)
-                    out[i] = b[HDR + i];
-            queue_add(&rxq, id, 1);
-            if (ok)
-                return n;
-        }
+        virtio_queue_wait_used(&rxq.vq, &id, &len, what);
+        if (id >= QSIZE || len < HDR + 14 || len > BUF_SIZE)
+            test_fail("%s: used entry id %u len %u", what, id, len);
+        b = rxq.bufs + id * BUF_SIZE;
+        n = len - HDR;
+        if (b[10] != 1 || b[11] != 0)
+            test_fail("%s: num_buffers %u, expected 1", what, b[10] | b[11] << 8);
+        ok = match(b + HDR, n);
+        if (ok)
+            for (unsigned i = 0; i < n; i++)
+                out[i] = b[HDR + i];
+        queue_add(&rxq, id);
+        if (ok)
+            return n;
+        if (cpu_rdtsc() > deadline)
+            test_fail("%s: only other frames within ~1 s", what);
     }
 }
 
@@ -338,17 +217,8 @@ static void functional_test(void)
             test_fail("echo reply: payload differs at byte %u", i);
     }
     /* Frames were polled; their MSI-X interrupts must have come too. */
-    {
-        uint64_t deadline = cpu_rdtsc() + 3000000000ULL;
-
-        cpu_sti();
-        while (rx_irqs < 1 && cpu_rdtsc() < deadline)
-            __asm__ volatile("pause");
-        cpu_cli();
-    }
-    if (!rx_irqs)
-        test_fail("no receive interrupt (MSI-X) for %u frames", rxq.last_used);
-    test_log("virtio-net: ping 10.0.2.2: %u-byte reply, %u receive interrupts", n, rx_irqs);
+    pci_wait_count(&dev.irqs[1], 1, "receive (MSI-X)");
+    test_log("virtio-net: ping 10.0.2.2: %u-byte reply, %u receive interrupts", n, dev.irqs[1]);
 }
 
 /* --- benchmarks, at CPL3 --- */
@@ -376,7 +246,7 @@ static uint64_t tx_prepare(uint64_t unused)
             b[HDR + 6 + k] = mac[k];
         b[HDR + 12] = 0x88;             /* local experimental ethertype */
         b[HDR + 13] = 0xb5;
-        txq.desc[i].len = HDR + bench_size;
+        txq.vq.desc[i].len = HDR + bench_size;
     }
     return 0;
 }
@@ -384,27 +254,27 @@ static uint64_t tx_prepare(uint64_t unused)
 static uint64_t tx_loop(uint64_t n)
 {
     uint64_t t0 = cpu_rdtsc();
-    uint16_t head = txq.avail->idx;
+    uint16_t head = txq.vq.avail->idx;
 
     for (uint64_t sent = 0; sent < n;) {
         unsigned batch = 0;
 
         /* Refill what the device completed; one kick for the batch, if wanted. */
-        while (sent < n && (uint16_t)(head - txq.used->idx) < QSIZE) {
-            txq.avail->ring[head % QSIZE] = head % QSIZE;
+        while (sent < n && (uint16_t)(head - txq.vq.used->idx) < QSIZE) {
+            txq.vq.avail->ring[head % QSIZE] = head % QSIZE;
             head++;
             sent++;
             batch++;
         }
         if (batch) {
             __asm__ volatile("" ::: "memory");
-            txq.avail->idx = head;
-            queue_kick(&txq);
+            txq.vq.avail->idx = head;
+            virtio_queue_kick(&txq.vq);
         } else {
             __asm__ volatile("pause");
         }
     }
-    while (txq.used->idx != head)
+    while (txq.vq.used->idx != head)
         __asm__ volatile("pause");
     return cpu_rdtsc() - t0;
 }
@@ -417,10 +287,10 @@ static uint64_t rx_loop(uint64_t n)
 
     rx_first = 0;
     while (count < n) {
-        uint16_t idx = rxq.used->idx;
+        uint16_t idx = rxq.vq.used->idx;
         uint64_t now = cpu_rdtsc();
 
-        if (idx == rxq.last_used) {
+        if (idx == rxq.vq.last_used) {
             if (now - last > (count ? idle_limit : 10 * idle_limit))
                 break;
             __asm__ volatile("pause");
@@ -428,16 +298,14 @@ static uint64_t rx_loop(uint64_t n)
         }
         if (!count)
             rx_first = now;
-        while (rxq.last_used != idx) {
-            uint16_t id = rxq.used->ring[rxq.last_used % QSIZE].id;
+        while (rxq.vq.last_used != idx) {
+            uint16_t id = rxq.vq.used->ring[rxq.vq.last_used % QSIZE].id;
 
-            rxq.last_used++;
+            rxq.vq.last_used++;
             count++;
-            rxq.avail->ring[rxq.avail->idx % QSIZE] = id;
-            __asm__ volatile("" ::: "memory");
-            rxq.avail->idx++;
+            virtio_queue_publish(&rxq.vq, id);
         }
-        queue_kick(&rxq);
+        virtio_queue_kick(&rxq.vq);
         last = rx_last = cpu_rdtsc();
     }
     return count;
@@ -445,107 +313,44 @@ static uint64_t rx_loop(uint64_t n)
 
 int main(void)
 {
-    const AcpiHeader *mcfg = acpi_find_table("MCFG");
-    uintptr_t notify = 0, isr = 0, device = 0, table;
-    uint32_t mult = 0, cap, msix_cap = 0;
-    unsigned slot = 32;
+    int slot = pci_find_slot(VIRTIO_PCI_ID(VIRTIO_ID_NET));
     const char *mode = "";
     size_t mode_len = 0;
     uint16_t status;
 
-    if (!mcfg)
-        test_fail("no MCFG table");
-    lapic_enable();
-    ecam = *(const uint64_t *)((const uint8_t *)mcfg + 44);
-    for (unsigned s = 0; s < 32 && slot == 32; s++) {
-        if (cfg_read(s, 0) == VIRTIO_NET_ID)
-            slot = s;
-    }
-    if (slot == 32)
+    if (slot < 0)
         test_fail("no virtio-net (1af4:1041) on bus 0 (run with --net)");
+    lapic_enable();
     boot_cmdline_find("mode", &mode, &mode_len);
     bench_frames = boot_cmdline_u64("frames", 1000000);
     bench_size = boot_cmdline_u64("size", 64);
     if (bench_size < 60 || bench_size > BUF_SIZE - HDR)
         test_fail("size=%lu: from 60 to %u", (unsigned long)bench_size, BUF_SIZE - HDR);
 
-    /* BAR2 (64-bit, above RAM) moved below 4 GiB; BAR0 holds the MSI-X table. */
-    table = cfg_read(slot, 0x10) & ~0xfu;
-    cfg_write(slot, 0x18, BAR2_ADDR | 0x4);
-    cfg_write(slot, 0x1c, 0);
-    cfg_write(slot, 0x04, 0x6);
-    for (cap = cfg_read(slot, 0x34) & 0xff; cap; cap = (cfg_read(slot, cap) >> 8) & 0xff) {
-        uint32_t head = cfg_read(slot, cap);
-        uint32_t type = (head >> 24) & 0xff, bar = cfg_read(slot, cap + 4) & 0xff;
-        uintptr_t addr = BAR2_ADDR + cfg_read(slot, cap + 8);
-
-        if ((head & 0xff) == CAP_MSIX)
-            msix_cap = cap;
-        if ((head & 0xff) != CAP_VNDR || bar != 2)
-            continue;
-        if (type == CAP_COMMON && !common)
-            common = addr;
-        if (type == CAP_NOTIFY && !notify) {
-            notify = addr;
-            mult = cfg_read(slot, cap + 16);
-        }
-        if (type == CAP_ISR && !isr)
-            isr = addr;
-        if (type == CAP_DEVICE && !device)
-            device = addr;
-    }
-    if (!common || !notify || !isr || !device || !msix_cap)
-        test_fail("capabilities: common %lx notify %lx isr %lx device %lx msix %x",
-                  (unsigned long)common, (unsigned long)notify, (unsigned long)isr,
-                  (unsigned long)device, msix_cap);
-
-    /* Reset, ACKNOWLEDGE, DRIVER, features (VERSION_1, MAC, STATUS), FEATURES_OK. */
-    mmio_write8(common + STATUS, 0);
-    mmio_write8(common + STATUS, S_ACK);
-    mmio_write8(common + STATUS, S_ACK | S_DRIVER);
-    mmio_write32(common + DFSELECT, 0);
-    if ((mmio_read32(common + DF) & (F_MAC | F_STATUS)) != (F_MAC | F_STATUS))
-        test_fail("MAC or STATUS not offered (0x%x)", mmio_read32(common + DF));
-    mmio_write32(common + GFSELECT, 0);
-    mmio_write32(common + GF, F_MAC | F_STATUS);
-    mmio_write32(common + GFSELECT, 1);
-    mmio_write32(common + GF, VERSION_1_HI);
-    mmio_write8(common + STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
-    if (!(mmio_read8(common + STATUS) & S_FEATURES_OK))
-        test_fail("FEATURES_OK refused");
+    virtio_pci_init(&dev, slot, VIRTIO_NEED_ISR | VIRTIO_NEED_DEVICE | VIRTIO_NEED_MSIX);
+    virtio_negotiate(&dev, F_MAC | F_STATUS);
     /* Receive, transmit, control: more with queues=N, which this driver leaves alone. */
-    if (mmio_read16(common + NUM_QUEUES) < 3 || mmio_read16(common + NUM_QUEUES) % 2 == 0)
-        test_fail("%u queues, expected 2N + 1", mmio_read16(common + NUM_QUEUES));
+    if (virtio_num_queues(&dev) < 3 || virtio_num_queues(&dev) % 2 == 0)
+        test_fail("%u queues, expected 2N + 1", virtio_num_queues(&dev));
 
     /* MSI-X: entry 0 configuration changes, entry 1 the receive queue. */
-    for (unsigned v = 0; v < 2; v++) {
-        cpu_set_handler(MSIX_VECTOR + v, msix_handler, NULL);
-        mmio_write32(table + 16 * v, 0xfee00000u | (lapic_id() << 12));
-        mmio_write32(table + 16 * v + 4, 0);
-        mmio_write32(table + 16 * v + 8, MSIX_VECTOR + v);
-        mmio_write32(table + 16 * v + 12, 0);
-    }
-    cfg_write(slot, msix_cap, 0x80000000u);
-    mmio_write16(common + MSIX_CONFIG, 0);
-
-    queue_setup(&rxq, 0, MEM_BASE, mode_len ? NO_VECTOR : 1);
-    queue_setup(&txq, 1, MEM_BASE + 0x100000, NO_VECTOR);
-    rxq.notify = notify;
-    txq.notify = notify + mult;
+    virtio_msix_setup(&dev, MSIX_VECTOR, 2);
+    queue_setup(&rxq, 0, MEM_BASE, mode_len ? VIRTIO_NO_VECTOR : 1);
+    queue_setup(&txq, 1, MEM_BASE + 0x100000, VIRTIO_NO_VECTOR);
     user_run(queue_init_descs, (uintptr_t)&rxq);
     user_run(queue_init_descs, (uintptr_t)&txq);
     /* Completions are polled where no interrupt is wanted. */
-    txq.avail->flags = AVAIL_F_NO_INTERRUPT;
+    txq.vq.avail->flags = VIRTIO_AVAIL_F_NO_INTERRUPT;
     if (mode_len)
-        rxq.avail->flags = AVAIL_F_NO_INTERRUPT;
+        rxq.vq.avail->flags = VIRTIO_AVAIL_F_NO_INTERRUPT;
     for (unsigned i = 0; i < (mode_len ? QSIZE : 32u); i++)
-        queue_publish(&rxq, i);
-    mmio_write8(common + STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+        virtio_queue_publish(&rxq.vq, i);
+    virtio_driver_ok(&dev);
 
     for (unsigned i = 0; i < 6; i++)
-        mac[i] = mmio_read8(device + i);
-    status = mmio_read16(device + 6);
-    test_log("virtio-net: slot %u, MAC %02x:%02x:%02x:%02x:%02x:%02x, link %s", slot, mac[0],
+        mac[i] = mmio_read8(dev.device + i);
+    status = mmio_read16(dev.device + 6);
+    test_log("virtio-net: slot %u, MAC %02x:%02x:%02x:%02x:%02x:%02x, link %s", dev.slot, mac[0],
              mac[1], mac[2], mac[3], mac[4], mac[5], status & 1 ? "up" : "down");
     if (!(status & 1))
         test_fail("link down");
@@ -569,8 +374,7 @@ int main(void)
     } else {
         functional_test();
     }
-    if (config_irqs)
-        test_fail("%u configuration interrupts (status 0x%x)", config_irqs,
-                  mmio_read8(common + STATUS));
+    if (dev.irqs[0])
+        test_fail("%u configuration interrupts (status 0x%x)", dev.irqs[0], virtio_status(&dev));
     return 0;
 }

@@ -12,6 +12,7 @@
 #include "lapic.h"
 #include "layout.h"
 #include "mmio.h"
+#include "pci.h"
 #include "pic.h"
 #include "pit.h"
 #include "rtc.h"
@@ -20,6 +21,7 @@
 #include "test.h"
 #include "user.h"
 #include "util.h"
+#include "virtio.h"
 
 int main(void);
 
