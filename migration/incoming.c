@@ -7,10 +7,18 @@
  * every length).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "vireo/migration-ram.h"
 #include "vireo/migration.h"
@@ -30,7 +38,19 @@ struct MigDest {
     GMutex lock;                /* protects info, conn, closing */
     MigInfo info;
     int64_t start_ns;
+
+    /* Post-copy: missing pages fault into uffd; the fault thread asks for them. */
+    int uffd;
+    int fault_stop;             /* eventfd that ends the fault thread */
+    int stream_fd;              /* the socket requests go out on */
+    GThread *fault_thread;
+    GMutex write_lock;          /* requests and the ack share the socket */
+    unsigned long *requested;   /* fault thread only */
+    uint8_t *bounce;            /* incoming thread: one run, inflated or zero */
+    ZSTD_DCtx *dctx;
 };
+
+#define BITS_PER_LONG (8 * sizeof(unsigned long))
 
 static int64_t now_ns(void)
 {
@@ -53,10 +73,231 @@ static gboolean is_socket(int fd)
     return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
+/* --- post-copy --- */
+
+static gboolean write_full(MigDest *dst, const uint8_t *buf, size_t len)
+{
+    size_t done = 0;
+
+    g_mutex_lock(&dst->write_lock);
+    while (done < len) {
+        ssize_t n = write(dst->stream_fd, buf + done, len - done);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        done += n;
+    }
+    g_mutex_unlock(&dst->write_lock);
+    return done == len;
+}
+
+static gpointer fault_thread(gpointer opaque)
+{
+    MigDest *dst = opaque;
+    uint64_t pages = dst->ram.size / MIG_PAGE_SIZE;
+
+    for (;;) {
+        struct pollfd p[2] = { { .fd = dst->uffd, .events = POLLIN },
+                               { .fd = dst->fault_stop, .events = POLLIN } };
+        struct uffd_msg msg;
+        uint8_t req[MIG_RETURN_REQUEST_LEN];
+        uint64_t page;
+
+        if (poll(p, 2, -1) < 0 && errno != EINTR)
+            return NULL;
+        if (p[1].revents)
+            return NULL;
+        if (read(dst->uffd, &msg, sizeof(msg)) != sizeof(msg) ||
+            msg.event != UFFD_EVENT_PAGEFAULT)
+            continue;
+        page = (msg.arg.pagefault.address - (uintptr_t)dst->ram.base) / MIG_PAGE_SIZE;
+        /* Several threads may wait for one page: ask once, the answer wakes them all. */
+        if (page >= pages || (dst->requested[page / BITS_PER_LONG] & (1UL << (page % BITS_PER_LONG))))
+            continue;
+        dst->requested[page / BITS_PER_LONG] |= 1UL << (page % BITS_PER_LONG);
+        req[0] = MIG_RETURN_REQUEST;
+        vireo_le_store(req + 1, 8, page * MIG_PAGE_SIZE);
+        vireo_le_store(req + 9, 4, 1);
+        g_mutex_lock(&dst->lock);
+        dst->info.postcopy_requests++;
+        g_mutex_unlock(&dst->lock);
+        if (!write_full(dst, req, sizeof(req)))
+            return NULL;        /* the stream fails too, and says why */
+    }
+}
+
+static gboolean postcopy_start(MigDest *dst, int fd, GError **error)
+{
+    struct uffdio_api api = { .api = UFFD_API };
+    struct uffdio_register reg = {
+        .range = { .start = (uintptr_t)dst->ram.base, .len = dst->ram.size },
+        .mode = UFFDIO_REGISTER_MODE_MISSING,
+    };
+
+    if (!is_socket(fd)) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_STATE,
+                    "a post-copy stream needs a socket to ask for pages on");
+        return FALSE;
+    }
+    dst->uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    if (dst->uffd < 0 || ioctl(dst->uffd, UFFDIO_API, &api) < 0 ||
+        ioctl(dst->uffd, UFFDIO_REGISTER, &reg) < 0) {
+        int saved = errno;
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_IO, "userfaultfd for post-copy: %s",
+                    g_strerror(saved));
+        return FALSE;
+    }
+    dst->fault_stop = eventfd(0, EFD_CLOEXEC);
+    if (dst->fault_stop < 0) {
+        int saved = errno;
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_IO, "eventfd: %s", g_strerror(saved));
+        return FALSE;
+    }
+    dst->stream_fd = fd;
+    dst->requested = g_new0(unsigned long, dst->ram.size / MIG_PAGE_SIZE / BITS_PER_LONG + 1);
+    dst->bounce = g_malloc0((size_t)MIG_RAM_MAX_RUN * MIG_PAGE_SIZE);
+    dst->fault_thread = g_thread_new("migration-fault", fault_thread, dst);
+    return TRUE;
+}
+
+/*
+ * Ends the fault thread; with @complete (every page has come), also lets
+ * faults through again. After a failure the registration stays: a vCPU
+ * must wait forever rather than run on a zero page where data was.
+ */
+static void postcopy_stop(MigDest *dst, gboolean complete)
+{
+    uint64_t one = 1;
+
+    if (dst->fault_thread) {
+        if (write(dst->fault_stop, &one, sizeof(one)) != sizeof(one))
+            g_warning("cannot stop the post-copy fault thread");
+        g_thread_join(dst->fault_thread);
+        dst->fault_thread = NULL;
+    }
+    if (dst->uffd >= 0 && complete) {
+        /* Wakes any fault still waiting: what is missing now is zero on the source too. */
+        struct uffdio_range range = { .start = (uintptr_t)dst->ram.base, .len = dst->ram.size };
+        ioctl(dst->uffd, UFFDIO_UNREGISTER, &range);
+        close(dst->uffd);
+        dst->uffd = -1;
+    }
+    if (dst->fault_stop >= 0) {
+        close(dst->fault_stop);
+        dst->fault_stop = -1;
+    }
+}
+
+/* A DISCARD record: the source has newer copies of these pages to send. */
+static gboolean postcopy_discard(MigDest *dst, const MigRecord *rec, GError **error)
+{
+    uint64_t offset = 0, len = 0;
+
+    if (rec->len == MIG_DISCARD_LEN) {
+        offset = vireo_le_load(rec->data, 8);
+        len = (uint64_t)vireo_le_load(rec->data + 8, 4) * MIG_PAGE_SIZE;
+    }
+    if (offset % MIG_PAGE_SIZE || !len ||
+        offset > dst->ram.size || len > dst->ram.size - offset) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_STATE,
+                    "migration stream: bad discard section");
+        return FALSE;
+    }
+    if (fallocate(dst->ram.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, len) < 0) {
+        int saved = errno;
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_IO, "cannot drop stale RAM: %s",
+                    g_strerror(saved));
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/*
+ * A RAM record once the VM may run: pages are placed atomically with
+ * UFFDIO_COPY, which also wakes whoever waits for them. Pages already
+ * there (asked for and sent twice) are skipped.
+ */
+static gboolean postcopy_ram(MigDest *dst, const MigRecord *rec, GError **error)
+{
+    const uint8_t *p = rec->data;
+    uint64_t offset, bytes;
+    uint32_t npages;
+    const uint8_t *src;
+    size_t data_len;
+
+    if (rec->len < MIG_RAM_RECORD_HEAD)
+        goto bad;
+    offset = vireo_le_load(p, 8);
+    npages = vireo_le_load(p + 8, 4);
+    bytes = (uint64_t)npages * MIG_PAGE_SIZE;
+    data_len = rec->len - MIG_RAM_RECORD_HEAD;
+    if (npages == 0 || npages > MIG_RAM_MAX_RUN || offset % MIG_PAGE_SIZE ||
+        offset > dst->ram.size || bytes > dst->ram.size - offset)
+        goto bad;
+    switch (p[12]) {
+    case MIG_RAM_ZERO:
+        if (data_len)
+            goto bad;
+        memset(dst->bounce, 0, bytes);
+        src = dst->bounce;
+        break;
+    case MIG_RAM_RAW:
+        if (data_len != bytes)
+            goto bad;
+        src = p + MIG_RAM_RECORD_HEAD;
+        break;
+    case MIG_RAM_ZSTD: {
+        size_t n;
+
+        if (!dst->dctx)
+            dst->dctx = ZSTD_createDCtx();
+        n = ZSTD_decompressDCtx(dst->dctx, dst->bounce, bytes, p + MIG_RAM_RECORD_HEAD,
+                                data_len);
+        if (ZSTD_isError(n) || n != bytes)
+            goto bad;
+        src = dst->bounce;
+        break;
+    }
+    default:
+        goto bad;
+    }
+    for (uint64_t done = 0; done < bytes;) {
+        struct uffdio_copy copy = {
+            .dst = (uintptr_t)dst->ram.base + offset + done,
+            .src = (uintptr_t)src + done,
+            .len = bytes - done,
+        };
+
+        if (ioctl(dst->uffd, UFFDIO_COPY, &copy) == 0) {
+            done += copy.len;
+            continue;
+        }
+        if (copy.copy > 0)
+            done += copy.copy;
+        else if (errno == EEXIST)
+            done += MIG_PAGE_SIZE;      /* the page is there: the next one */
+        else if (errno != EAGAIN && errno != EINTR) {
+            int saved = errno;
+            g_set_error(error, VIREO_ERROR, VIREO_ERROR_IO,
+                        "cannot place RAM at 0x%" G_GINT64_MODIFIER "x: %s",
+                        (guint64)(offset + done), g_strerror(saved));
+            return FALSE;
+        }
+    }
+    return TRUE;
+
+bad:
+    g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_STATE,
+                "migration stream: bad RAM section (%u bytes) in post-copy", rec->len);
+    return FALSE;
+}
+
 static gboolean receive(MigDest *dst, gboolean *was_running, GError **error)
 {
     g_autoptr(MigRamDecoder) dec = mig_ram_decoder_new(dst->ram.base, dst->ram.size, TRUE);
-    gboolean have_state = FALSE;
+    gboolean have_state = FALSE, postcopy = FALSE;
     uint64_t ram_size;
     int fd = dst->fd;
 
@@ -95,6 +336,11 @@ static gboolean receive(MigDest *dst, gboolean *was_running, GError **error)
             return FALSE;
         switch (rec.type) {
         case MIG_RECORD_RAM:
+            if (postcopy) {
+                if (!postcopy_ram(dst, &rec, error))
+                    return FALSE;
+                break;
+            }
             if (have_state) {
                 g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_STATE,
                             "migration stream has RAM after the machine state");
@@ -102,6 +348,33 @@ static gboolean receive(MigDest *dst, gboolean *was_running, GError **error)
             }
             if (!mig_ram_decoder_apply(dec, rec.data, rec.len, error))
                 return FALSE;
+            break;
+        case MIG_RECORD_DISCARD:
+            if (have_state) {
+                g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_STATE,
+                            "migration stream discards RAM after the machine state");
+                return FALSE;
+            }
+            if (!postcopy_discard(dst, &rec, error))
+                return FALSE;
+            break;
+        case MIG_RECORD_POSTCOPY:
+            if (have_state || rec.len < 1) {
+                g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_STATE,
+                            "migration stream has a bad or second machine state section");
+                return FALSE;
+            }
+            *was_running = rec.data[0] & MIG_STATE_FLAG_RUNNING;
+            /* Missing pages must fault to us before anything can touch them. */
+            if (!postcopy_start(dst, fd, error))
+                return FALSE;
+            have_state = postcopy = TRUE;
+            g_mutex_lock(&dst->lock);
+            dst->info.postcopy = TRUE;
+            g_mutex_unlock(&dst->lock);
+            set_status(dst, MIG_STATUS_POSTCOPY_ACTIVE);
+            dst->ops->start_postcopy(dst->opaque, g_bytes_new(rec.data + 1, rec.len - 1),
+                                     *was_running);
             break;
         case MIG_RECORD_STATE:
             if (have_state || rec.len < 1) {
@@ -124,16 +397,16 @@ static gboolean receive(MigDest *dst, gboolean *was_running, GError **error)
                             "migration stream ended without the machine state");
                 return FALSE;
             }
+            if (postcopy)
+                postcopy_stop(dst, TRUE);
             if (is_socket(fd)) {
                 uint8_t ack = MIG_ACK_BYTE;
-                ssize_t n;
-                do {
-                    n = write(fd, &ack, 1);
-                } while (n < 0 && errno == EINTR);
-                if (n != 1) {
+
+                dst->stream_fd = fd;
+                if (!write_full(dst, &ack, 1)) {
                     g_set_error(error, VIREO_ERROR, VIREO_ERROR_IO,
                                 "cannot confirm the migration to the source: %s",
-                                g_strerror(n < 0 ? errno : EPIPE));
+                                g_strerror(errno ? errno : EPIPE));
                     return FALSE;
                 }
             }
@@ -148,6 +421,8 @@ static gpointer dest_thread(gpointer opaque)
     g_autoptr(GError) err = NULL;
     gboolean was_running = FALSE;
     gboolean ok = receive(dst, &was_running, &err);
+
+    postcopy_stop(dst, ok);
 
     g_mutex_lock(&dst->lock);
     dst->info.total_time = (now_ns() - dst->start_ns) / 1000000;
@@ -170,6 +445,8 @@ MigDest *mig_dest_start(const MigRam *ram, int fd, gboolean needs_accept, const 
     dst->opaque = opaque;
     dst->fd = fd;
     dst->conn = -1;
+    dst->uffd = dst->fault_stop = dst->stream_fd = -1;
+    g_mutex_init(&dst->write_lock);
     dst->needs_accept = needs_accept;
     dst->start_ns = now_ns();
     dst->info.status = MIG_STATUS_SETUP;
@@ -208,5 +485,9 @@ void mig_dest_free(MigDest *dst)
     mig_stream_free(dst->stream);
     mig_info_clear(&dst->info);
     g_mutex_clear(&dst->lock);
+    g_mutex_clear(&dst->write_lock);
+    g_free(dst->requested);
+    g_free(dst->bounce);
+    ZSTD_freeDCtx(dst->dctx);
     g_free(dst);
 }

@@ -36,11 +36,20 @@ struct MigSource {
     MigRamStats ram_stats;
     int64_t rate_start;         /* bandwidth limit window */
     uint64_t rate_bytes;
+    gint postcopy;              /* atomic: migrate-start-postcopy was asked for */
 
-    GMutex lock;                /* protects info */
+    GMutex lock;                /* protects info and the return path fields */
+    GCond cond;
     MigInfo info;
     int64_t start_ns;
+    /* Post-copy return path: its thread queues requests, the sender takes them. */
+    GThread *rp_thread;
+    GArray *requests;           /* uint64_t pairs: first page, count */
+    int rp_state;               /* RP_* */
+    int rp_fd;                  /* the stream's socket, read by that thread only */
 };
+
+enum { RP_RUNNING, RP_ACKED, RP_CLOSED };
 
 const char *mig_status_name(MigStatus status)
 {
@@ -49,6 +58,7 @@ const char *mig_status_name(MigStatus status)
     case MIG_STATUS_SETUP: return "setup";
     case MIG_STATUS_ACTIVE: return "active";
     case MIG_STATUS_DEVICE: return "device";
+    case MIG_STATUS_POSTCOPY_ACTIVE: return "postcopy-active";
     case MIG_STATUS_COMPLETED: return "completed";
     case MIG_STATUS_FAILED: return "failed";
     case MIG_STATUS_CANCELLING: return "cancelling";
@@ -226,6 +236,222 @@ static gboolean wait_ack(MigSource *src, int fd, GError **error)
     return TRUE;
 }
 
+/* --- post-copy --- */
+
+static gboolean read_full(int fd, uint8_t *buf, size_t len)
+{
+    size_t done = 0;
+
+    while (done < len) {
+        ssize_t n = read(fd, buf + done, len - done);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return FALSE;
+        done += n;
+    }
+    return TRUE;
+}
+
+/* Reads the destination's page requests and its final ack. */
+static gpointer return_path_thread(gpointer opaque)
+{
+    MigSource *src = opaque;
+    int state = RP_CLOSED;
+    uint8_t msg[MIG_RETURN_REQUEST_LEN];
+
+    while (read_full(src->rp_fd, msg, 1)) {
+        uint64_t offset, pages[2];
+        uint32_t n;
+
+        if (msg[0] == MIG_ACK_BYTE) {
+            state = RP_ACKED;
+            break;
+        }
+        if (msg[0] != MIG_RETURN_REQUEST || !read_full(src->rp_fd, msg + 1, sizeof(msg) - 1))
+            break;
+        offset = vireo_le_load(msg + 1, 8);
+        n = vireo_le_load(msg + 9, 4);
+        /* A bad request is a broken peer: stop listening, the sender fails. */
+        if (offset % MIG_PAGE_SIZE || n == 0 || n > MIG_RAM_MAX_RUN ||
+            offset / MIG_PAGE_SIZE > src->nr_pages || n > src->nr_pages - offset / MIG_PAGE_SIZE)
+            break;
+        pages[0] = offset / MIG_PAGE_SIZE;
+        pages[1] = n;
+        g_mutex_lock(&src->lock);
+        g_array_append_vals(src->requests, pages, 2);
+        src->info.postcopy_requests += n;
+        g_mutex_unlock(&src->lock);
+    }
+    g_mutex_lock(&src->lock);
+    src->rp_state = state;
+    g_cond_broadcast(&src->cond);
+    g_mutex_unlock(&src->lock);
+    return NULL;
+}
+
+static void clear_dirty(MigSource *src, uint64_t first, uint64_t n)
+{
+    for (uint64_t p = first; p < first + n; p++)
+        src->dirty[p / BITS_PER_LONG] &= ~(1UL << (p % BITS_PER_LONG));
+}
+
+/* Answers queued requests, unthrottled and flushed: a vCPU waits for each. */
+static gboolean serve_requests(MigSource *src, GError **error)
+{
+    for (;;) {
+        uint64_t first, n;
+        int state;
+
+        g_mutex_lock(&src->lock);
+        state = src->rp_state;
+        if (src->requests->len == 0) {
+            g_mutex_unlock(&src->lock);
+            if (state == RP_CLOSED) {
+                g_set_error(error, VIREO_ERROR, VIREO_ERROR_IO,
+                            "the destination's return path broke during post-copy");
+                return FALSE;
+            }
+            return TRUE;
+        }
+        first = g_array_index(src->requests, uint64_t, 0);
+        n = g_array_index(src->requests, uint64_t, 1);
+        g_array_remove_range(src->requests, 0, 2);
+        g_mutex_unlock(&src->lock);
+        /* Sent again even if sent before: it may still sit in a buffer. */
+        clear_dirty(src, first, n);
+        if (cancelled(src, error) ||
+            !mig_ram_send(src->enc, src->stream, first * MIG_PAGE_SIZE,
+                          src->ram.base + first * MIG_PAGE_SIZE, n, &src->ram_stats, error) ||
+            !mig_stream_flush(src->stream, error))
+            return FALSE;
+    }
+}
+
+/* Small runs in the background, so that a request waits for little. */
+#define POSTCOPY_RUN 16
+
+static gboolean run_postcopy(MigSource *src, GBytes *state, gboolean was_running,
+                             int64_t stop_start, GError **error)
+{
+    uint64_t words = (src->nr_pages + BITS_PER_LONG - 1) / BITS_PER_LONG;
+    uint64_t left = count_dirty(src);
+    uint8_t flags = was_running ? MIG_STATE_FLAG_RUNNING : 0;
+    gsize state_len;
+    const uint8_t *state_data = g_bytes_get_data(state, &state_len);
+    gboolean acked;
+
+    /* Pages dirtied since they were sent: the destination drops its copies. */
+    for (uint64_t w = 0; w < words; w++) {
+        unsigned long bits = src->dirty[w];
+
+        while (bits) {
+            uint64_t first = w * BITS_PER_LONG + __builtin_ctzl(bits), p = first;
+            uint8_t rec[MIG_DISCARD_LEN];
+
+            while (p < (w + 1) * BITS_PER_LONG && (bits & (1UL << (p % BITS_PER_LONG)))) {
+                bits &= ~(1UL << (p % BITS_PER_LONG));
+                p++;
+            }
+            vireo_le_store(rec, 8, first * MIG_PAGE_SIZE);
+            vireo_le_store(rec + 8, 4, p - first);
+            if (!mig_stream_write_record(src->stream, MIG_RECORD_DISCARD, rec, sizeof(rec), NULL,
+                                         0, error))
+                return FALSE;
+        }
+    }
+    if (state_len > MIG_STATE_MAX - 1) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_FAILED, "machine state too large (%zu bytes)",
+                    (size_t)state_len);
+        return FALSE;
+    }
+    src->requests = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+    src->rp_state = RP_RUNNING;
+    g_mutex_lock(&src->lock);
+    src->rp_fd = src->fd;
+    g_mutex_unlock(&src->lock);
+    src->rp_thread = g_thread_new("migration-rp", return_path_thread, src);
+    if (!mig_stream_write_record(src->stream, MIG_RECORD_POSTCOPY, &flags, 1, state_data,
+                                 state_len, error) ||
+        !mig_stream_flush(src->stream, error))
+        return FALSE;
+    /* From here on the destination runs: a failure must not resume the source. */
+    g_mutex_lock(&src->lock);
+    src->info.postcopy = TRUE;
+    src->info.downtime = (now_ns() - stop_start) / 1000000;
+    g_mutex_unlock(&src->lock);
+    set_status(src, MIG_STATUS_POSTCOPY_ACTIVE);
+
+    for (uint64_t w = 0; w < words;) {
+        uint64_t first, p;
+
+        if (!serve_requests(src, error))
+            return FALSE;
+        if (!src->dirty[w]) {
+            w++;
+            continue;
+        }
+        first = p = w * BITS_PER_LONG + __builtin_ctzl(src->dirty[w]);
+        while (p < src->nr_pages && p - first < POSTCOPY_RUN &&
+               (src->dirty[p / BITS_PER_LONG] & (1UL << (p % BITS_PER_LONG))))
+            p++;
+        clear_dirty(src, first, p - first);
+        if (!send_pages(src, first, p - first, error))
+            return FALSE;
+        left = left > p - first ? left - (p - first) : 0;
+        update_progress(src, left);
+    }
+    if (!serve_requests(src, error) || !mig_stream_write_end(src->stream, error))
+        return FALSE;
+    /* The destination acks once it has everything; requests meanwhile are in the stream. */
+    g_mutex_lock(&src->lock);
+    while (src->rp_state == RP_RUNNING && !g_atomic_int_get(&src->cancel))
+        g_cond_wait_until(&src->cond, &src->lock, g_get_monotonic_time() + G_TIME_SPAN_SECOND);
+    acked = src->rp_state == RP_ACKED;
+    g_mutex_unlock(&src->lock);
+    if (cancelled(src, error))
+        return FALSE;
+    if (!acked) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_IO,
+                    "the destination did not confirm the post-copy migration");
+        return FALSE;
+    }
+    update_progress(src, 0);
+    return TRUE;
+}
+
+gboolean mig_source_start_postcopy(MigSource *src, GError **error)
+{
+    MigStatus status;
+
+    g_mutex_lock(&src->lock);
+    status = src->info.status;
+    g_mutex_unlock(&src->lock);
+    if (!mig_uri_is_bidirectional(src->uri)) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_FAILED,
+                    "post-copy needs a return path: migrate over unix: or tcp:");
+        return FALSE;
+    }
+    if (status != MIG_STATUS_SETUP && status != MIG_STATUS_ACTIVE) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_FAILED, "the migration is %s",
+                    mig_status_name(status));
+        return FALSE;
+    }
+    g_atomic_int_set(&src->postcopy, 1);
+    return TRUE;
+}
+
+gboolean mig_source_in_postcopy(MigSource *src)
+{
+    gboolean on;
+
+    g_mutex_lock(&src->lock);
+    on = src->info.postcopy;
+    g_mutex_unlock(&src->lock);
+    return on;
+}
+
 static gboolean run(MigSource *src, GError **error)
 {
     int64_t t, pass_start, stop_start;
@@ -290,7 +516,7 @@ static gboolean run(MigSource *src, GError **error)
         src->info.mbps = bandwidth * 1000.0 * 8 / 1e6;
         g_mutex_unlock(&src->lock);
         update_progress(src, dirty);
-        if (expected <= src->params.downtime_limit_ms)
+        if (expected <= src->params.downtime_limit_ms || g_atomic_int_get(&src->postcopy))
             break;
         pass_start = now;
         pass_bytes = mig_stream_get_bytes(src->stream);
@@ -306,6 +532,11 @@ static gboolean run(MigSource *src, GError **error)
     if (!state)
         return FALSE;
     set_status(src, MIG_STATUS_DEVICE);
+    if (g_atomic_int_get(&src->postcopy)) {
+        if (!src->ops->log_sync(src->opaque, src->dirty, error))
+            return FALSE;
+        return run_postcopy(src, state, was_running, stop_start, error);
+    }
     if (!src->ops->log_sync(src->opaque, src->dirty, error) || !send_dirty(src, error))
         return FALSE;
     flags = was_running ? MIG_STATE_FLAG_RUNNING : 0;
@@ -350,6 +581,12 @@ static gpointer source_thread(gpointer opaque)
     fd = src->fd;
     src->fd = -1;
     g_mutex_unlock(&src->lock);
+    if (src->rp_thread) {
+        /* A blocked read() is not woken by close(). */
+        shutdown(fd, SHUT_RDWR);
+        g_thread_join(src->rp_thread);
+        src->rp_thread = NULL;
+    }
     if (fd >= 0)
         close(fd);
     if (ok)
@@ -387,6 +624,7 @@ MigSource *mig_source_start(const MigParams *params, const MigRam *ram, MigUri *
     src->info.ram_total = ram->size;
     src->info.ram_remaining = ram->size;
     g_mutex_init(&src->lock);
+    g_cond_init(&src->cond);
     src->ops->status_changed(src->opaque, MIG_STATUS_SETUP);
     src->thread = g_thread_new("migration", source_thread, src);
     return src;
@@ -425,6 +663,11 @@ void mig_source_free(MigSource *src)
     if (!src)
         return;
     g_thread_join(src->thread);
+    if (src->rp_thread)
+        g_thread_join(src->rp_thread);
+    if (src->requests)
+        g_array_unref(src->requests);
+    g_cond_clear(&src->cond);
     mig_stream_free(src->stream);
     mig_ram_encoder_free(src->enc);
     mig_uri_free(src->uri);

@@ -301,6 +301,8 @@ static uint32_t record_max(uint8_t type)
     case MIG_RECORD_RAM: return MIG_RAM_RECORD_MAX;
     case MIG_RECORD_STATE: return MIG_STATE_MAX;
     case MIG_RECORD_END: return 8;
+    case MIG_RECORD_DISCARD: return MIG_DISCARD_LEN;
+    case MIG_RECORD_POSTCOPY: return MIG_STATE_MAX;
     default: return 0;
     }
 }

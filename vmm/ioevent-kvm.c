@@ -12,6 +12,7 @@ struct KvmIoEvents {
     IoEventService svc;
     int vm_fd;
     Loop *loop;
+    GList *watched;             /* KvmIoEvent, loop thread only */
 };
 
 typedef struct KvmIoEvent {
@@ -42,6 +43,8 @@ static void watch(void *opaque)
     ev->src = loop_add_fd(ev->owner->loop, ev->args.fd, EPOLLIN, on_doorbell, ev, &err);
     if (!ev->src)
         g_warning("doorbell at 0x%llx will not be heard: %s", ev->args.addr, err->message);
+    else
+        ev->owner->watched = g_list_prepend(ev->owner->watched, ev);
 }
 
 /* On the loop thread: after every add's watch, as loop calls run in order. */
@@ -49,6 +52,7 @@ static void unwatch(void *opaque)
 {
     KvmIoEvent *ev = opaque;
 
+    ev->owner->watched = g_list_remove(ev->owner->watched, ev);
     loop_source_remove(ev->src);
     close(ev->args.fd);
     g_free(ev);
@@ -120,7 +124,23 @@ KvmIoEvents *kvm_ioevents_new(int vm_fd, Loop *loop)
 
 void kvm_ioevents_free(KvmIoEvents *k)
 {
+    if (!k)
+        return;
+    g_list_free(k->watched);
     g_free(k);
+}
+
+void kvm_ioevents_ring_all(KvmIoEvents *k)
+{
+    static const uint64_t one = 1;
+
+    for (GList *l = k->watched; l; l = l->next) {
+        KvmIoEvent *ev = l->data;
+
+        /* Cannot fail short of a counter overflow, which is a doorbell too. */
+        if (write(ev->args.fd, &one, sizeof(one)) < 0)
+            continue;
+    }
 }
 
 IoEventService *kvm_ioevents_service(KvmIoEvents *k)

@@ -198,6 +198,16 @@ const GuestMemory *machine_memory(const Machine *m)
     return &m->ram->mem;
 }
 
+GuestMemory *machine_dma_memory(Machine *m)
+{
+    return &m->ram->mem;
+}
+
+void machine_quiesce_devices(Machine *m)
+{
+    guest_memory_set_quiesced(&m->ram->mem, TRUE);
+}
+
 int machine_vm_fd(const Machine *m)
 {
     return m->vm_fd;
@@ -904,6 +914,11 @@ gboolean machine_cont(Machine *m, GError **error)
         m->clock_saved = FALSE;
     }
     m->state = RUN_STATE_RUNNING;
+    if (guest_memory_is_quiesced(&m->ram->mem)) {
+        guest_memory_set_quiesced(&m->ram->mem, FALSE);
+        /* Work that arrived while quiesced waits in the rings: a kick finds it. */
+        kvm_ioevents_ring_all(m->ioevents);
+    }
     resume_vcpus(m);
     emit(m, MACHINE_EVENT_RESUME, FALSE, NULL);
     return TRUE;

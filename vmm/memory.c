@@ -70,6 +70,7 @@ void guest_ram_free(GuestRam *ram)
         munmap(ram->base, ram->size);
     if (ram->memfd >= 0)
         close(ram->memfd);
+    guest_memory_dirty_free(&ram->mem);
     g_free(ram);
 }
 

@@ -54,6 +54,8 @@ struct Migrate {
     MigStatus final_status;
     gboolean dest_was_running;
     GError *final_error;
+
+    gboolean postcopy_running;  /* loop thread: the destination runs before the stream ends */
 };
 
 static MigRam machine_ram(Machine *m)
@@ -138,16 +140,31 @@ static void req_finish(Migrate *mig, GError *err)
 
 /* --- source ops --- */
 
+/*
+ * KVM logs what vCPUs write; device emulation (virtqueues, balloon) logs
+ * its own writes into the GuestMemory, merged at every sync.
+ */
 static gboolean src_log_start(void *opaque, gboolean on, GError **error)
 {
     Migrate *mig = opaque;
-    return dirty_log_enable(machine_vm_fd(mig->m), machine_memory(mig->m), on, error);
+    GuestMemory *mem = machine_dma_memory(mig->m);
+
+    if (on)
+        guest_memory_dirty_start(mem);
+    else
+        guest_memory_dirty_stop(mem);
+    return dirty_log_enable(machine_vm_fd(mig->m), mem, on, error);
 }
 
 static gboolean src_log_sync(void *opaque, unsigned long *bitmap, GError **error)
 {
     Migrate *mig = opaque;
-    return dirty_log_sync(machine_vm_fd(mig->m), machine_memory(mig->m), bitmap, error);
+    GuestMemory *mem = machine_dma_memory(mig->m);
+
+    if (!dirty_log_sync(machine_vm_fd(mig->m), mem, bitmap, error))
+        return FALSE;
+    guest_memory_dirty_collect(mem, bitmap);
+    return TRUE;
 }
 
 /* Loop thread. */
@@ -167,6 +184,11 @@ static void do_stop_and_save(void *opaque)
     }
     mig->was_running = state == RUN_STATE_RUNNING;
     machine_stop(mig->m);
+    /*
+     * Devices keep no RAM write for later: what the save's drain completes
+     * is logged for the final sync, and nothing new starts until cont.
+     */
+    machine_quiesce_devices(mig->m);
     if (machine_run_state(mig->m) == RUN_STATE_PAUSED)
         machine_set_migration_state(mig->m, RUN_STATE_FINISH_MIGRATE);
     mig->stopped_by_us = TRUE;
@@ -216,6 +238,12 @@ static void source_done(void *opaque)
         return;
     if (status == MIG_STATUS_COMPLETED) {
         machine_set_migration_state(mig->m, RUN_STATE_POSTMIGRATE);
+        return;
+    }
+    if (mig_source_in_postcopy(mig->src)) {
+        /* The destination has run: resuming here would fork the VM. */
+        machine_set_migration_state(mig->m, RUN_STATE_PAUSED);
+        g_warning("post-copy migration failed after the switch: the VM stays paused");
         return;
     }
     /* Not confirmed by the destination: the VM is still ours. */
@@ -289,11 +317,18 @@ static void dest_done(void *opaque)
     was_running = mig->dest_was_running;
     g_mutex_unlock(&mig->lock);
     if (err) {
-        /* The source keeps the VM; this process has nothing left to do. */
-        fprintf(stderr, "vireo-vmm: incoming migration failed: %s\n", err->message);
+        /*
+         * The source keeps the VM; this process has nothing left to do.
+         * After a post-copy switch the source is paused and the VM lost
+         * (its vCPUs wait for pages that will not come).
+         */
+        fprintf(stderr, "vireo-vmm: incoming %smigration failed: %s\n",
+                mig->postcopy_running ? "post-copy " : "", err->message);
         loop_quit(mig->loop, 1);
         return;
     }
+    if (mig->postcopy_running)
+        return;                 /* running (or paused with -S) since the switch */
     machine_set_migration_state(mig->m, RUN_STATE_PAUSED);
     if (was_running && mig->autostart && !machine_cont(mig->m, &err)) {
         fprintf(stderr, "vireo-vmm: cannot start the migrated VM: %s\n", err->message);
@@ -313,8 +348,50 @@ static void dst_finished(void *opaque, gboolean was_running, const GError *err)
     loop_call(mig->loop, dest_done, mig);
 }
 
+typedef struct PostcopyStart {
+    Migrate *mig;
+    GBytes *state;
+    gboolean was_running;
+} PostcopyStart;
+
+/* Loop thread: the source has stopped; this VM runs while its RAM arrives. */
+static void do_postcopy_start(void *opaque)
+{
+    g_autofree PostcopyStart *ps = opaque;
+    g_autoptr(GBytes) state = ps->state;
+    Migrate *mig = ps->mig;
+    gsize len;
+    const uint8_t *data = g_bytes_get_data(state, &len);
+    g_autoptr(StateReader) r = state_reader_new(data, len);
+    g_autoptr(GError) err = NULL;
+
+    if (!machine_load_state(mig->m, r, &err) || !state_reader_at_end(r)) {
+        fprintf(stderr, "vireo-vmm: post-copy: cannot load the machine state: %s\n",
+                err ? err->message : "state for a device this VM does not have");
+        loop_quit(mig->loop, 1);
+        return;
+    }
+    mig->postcopy_running = TRUE;
+    machine_set_migration_state(mig->m, RUN_STATE_PAUSED);
+    if (ps->was_running && mig->autostart && !machine_cont(mig->m, &err)) {
+        fprintf(stderr, "vireo-vmm: cannot start the migrated VM: %s\n", err->message);
+        loop_quit(mig->loop, 1);
+    }
+}
+
+static void dst_start_postcopy(void *opaque, GBytes *state, gboolean was_running)
+{
+    PostcopyStart *ps = g_new0(PostcopyStart, 1);
+
+    ps->mig = opaque;
+    ps->state = state;
+    ps->was_running = was_running;
+    loop_call(ps->mig->loop, do_postcopy_start, ps);
+}
+
 static const MigDestOps dest_ops = {
     .load_state = dst_load_state,
+    .start_postcopy = dst_start_postcopy,
     .status_changed = status_changed,
     .finished = dst_finished,
 };
@@ -370,6 +447,11 @@ static gboolean start_incoming(Migrate *mig, const char *uri, GError **error)
     fd = mig_channel_listen(u, &needs_accept, error);
     if (fd < 0)
         return FALSE;
+    /*
+     * Loaded devices serve nothing until the VM runs (cont), so RAM stays
+     * as the source left it at its stop (-S destinations compare it).
+     */
+    machine_quiesce_devices(mig->m);
     mig->dst = mig_dest_start(&ram, fd, needs_accept, &dest_ops, mig);
     return TRUE;
 }
@@ -450,6 +532,25 @@ static JsonValue *cmd_migrate(const JsonValue *args, void *opaque, GError **erro
     return json_new_object();
 }
 
+static JsonValue *cmd_migrate_start_postcopy(const JsonValue *args, void *opaque,
+                                             GError **error)
+{
+    Migrate *mig = opaque;
+    g_autoptr(GError) err = NULL;
+
+    if (!qmp_check_args(args, NULL, error))
+        return NULL;
+    if (!mig->src || !mig->src_running) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC, "No migration is in progress");
+        return NULL;
+    }
+    if (!mig_source_start_postcopy(mig->src, &err)) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC, "%s", err->message);
+        return NULL;
+    }
+    return json_new_object();
+}
+
 static JsonValue *cmd_migrate_cancel(const JsonValue *args, void *opaque, GError **error)
 {
     Migrate *mig = opaque;
@@ -509,6 +610,7 @@ static JsonValue *build_info(const MigInfo *info, gboolean outgoing)
     json_object_set_int(ram, "dirty-pages-rate", info->dirty_pages_rate);
     json_object_set_int(ram, "normal-bytes", info->ram_normal * MIG_PAGE_SIZE);
     json_object_set_int(ram, "normal", info->ram_normal);
+    json_object_set_int(ram, "postcopy-requests", info->postcopy_requests);
     json_object_set(obj, "ram", ram);
     if (info->error_desc)
         json_object_set_string(obj, "error-desc", info->error_desc);
@@ -653,6 +755,7 @@ static const struct {
 } migrate_commands[] = {
     { "migrate", cmd_migrate },
     { "migrate_cancel", cmd_migrate_cancel },
+    { "migrate-start-postcopy", cmd_migrate_start_postcopy },
     { "migrate-incoming", cmd_migrate_incoming },
     { "query-migrate", cmd_query_migrate },
     { "migrate-set-parameters", cmd_migrate_set_parameters },

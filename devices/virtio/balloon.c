@@ -148,6 +148,8 @@ static void virtio_balloon_release(VirtioBalloon *b, BalloonRun *run)
                           run->len, g_strerror(saved));
         }
     }
+    /* The pages read as zeroes now: a migration must send them again. */
+    guest_memory_mark_dirty(b->vdev.mem, run->host, run->len);
     run->len = 0;
 }
 

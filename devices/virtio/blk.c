@@ -160,6 +160,10 @@ static void blk_req_finish(BlkReq *r, uint8_t status)
         /* As QEMU: the whole device-writable part, status byte included. */
         virtq_fill(b->vdev.queues[r->queue].vq, r->elem, r->elem->in_len);
         b->queues[r->queue].pending = TRUE;
+    } else if (r->type == VIRTIO_BLK_T_IN) {
+        /* A read may have landed in guest RAM anyway: a migration must carry it. */
+        guest_memory_mark_iov_dirty(b->vdev.mem, r->elem->in_sg, r->elem->in_num,
+                                    r->elem->in_len);
     }
     blk_req_put(r);
 }

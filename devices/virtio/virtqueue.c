@@ -120,6 +120,12 @@ static void virtq_mb(void)
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
+/* For migration: the used-ring bytes at @off that were just written. */
+static void virtq_mark_used(const VirtQueue *vq, size_t off, size_t len)
+{
+    guest_memory_mark_dirty(vq->mem, vq->used + off, len);
+}
+
 /* The spec's vring_need_event(): did the index move past @event? */
 static gboolean virtq_need_event(uint16_t event, uint16_t new_idx, uint16_t old_idx)
 {
@@ -493,6 +499,7 @@ static int virtq_pop_empty(VirtQueue *vq)
         return 0;
     vq->avail_event = vq->last_avail_idx;
     virtq_store16(vq->used + 4 + 8 * (size_t)vq->cfg.size, vq->avail_event, __ATOMIC_RELAXED);
+    virtq_mark_used(vq, 4 + 8 * (size_t)vq->cfg.size, 2);
     virtq_mb();
     vq->avail_event_fenced = TRUE;
     return virtq_fetch_avail(vq);
@@ -508,7 +515,7 @@ int virtq_pop(VirtQueue *vq, VirtqElement *elem)
     elem->out_len = elem->in_len = 0;
     elem->out_sg = elem->in_sg = elem->iov;
     elem->gen = 0;              /* pushing it does nothing unless we return 1 */
-    if (!vq->enabled)
+    if (!vq->enabled || guest_memory_is_quiesced(vq->mem))
         return 0;
     if (vq->broken)
         return -1;
@@ -563,6 +570,11 @@ void virtq_fill(VirtQueue *vq, const VirtqElement *elem, uint32_t written)
 {
     uint8_t *entry;
 
+    /*
+     * The device wrote this before filling; stale elements too, as their
+     * buffers are still guest RAM that a migration must carry.
+     */
+    guest_memory_mark_iov_dirty(vq->mem, elem->in_sg, elem->in_num, MIN(written, elem->in_len));
     if (elem->gen != vq->gen)
         return;                 /* popped before a reset or load */
     g_assert(vq->inuse > 0);
@@ -572,6 +584,7 @@ void virtq_fill(VirtQueue *vq, const VirtqElement *elem, uint32_t written)
     entry = vq->used + 4 + 8 * (size_t)((vq->used_idx + vq->pending) & (vq->cfg.size - 1));
     virtq_store32(entry, elem->head);
     virtq_store32(entry + 4, MIN(written, elem->in_len));
+    guest_memory_mark_dirty(vq->mem, entry, 8);
     vq->pending++;
 }
 
@@ -588,6 +601,7 @@ void virtq_flush(VirtQueue *vq)
     idx = vq->used_idx + vq->pending;
     /* Release: the driver must see the entries (id and len) before the index (2.7.8). */
     virtq_store16(vq->used + 2, idx, __ATOMIC_RELEASE);
+    virtq_mark_used(vq, 2, 2);
     vq->used_idx = idx;
     vq->unsignalled += vq->pending;
     if (vq->unsignalled > 0xffff)
@@ -631,7 +645,7 @@ gboolean virtq_needs_notification(VirtQueue *vq)
 
 void virtq_disable_notification(VirtQueue *vq)
 {
-    if (!vq->enabled || vq->broken || !vq->notify)
+    if (!vq->enabled || vq->broken || !vq->notify || guest_memory_is_quiesced(vq->mem))
         return;
     vq->notify = FALSE;
     if (vq->event_idx) {
@@ -644,22 +658,27 @@ void virtq_disable_notification(VirtQueue *vq)
         vq->avail_event_fenced = FALSE;
         virtq_store16(vq->used + 4 + 8 * (size_t)vq->cfg.size, vq->avail_event,
                       __ATOMIC_RELAXED);
+        virtq_mark_used(vq, 4 + 8 * (size_t)vq->cfg.size, 2);
     } else {
         virtq_store16(vq->used, VIRTQ_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
+        virtq_mark_used(vq, 0, 2);
     }
 }
 
 gboolean virtq_enable_notification(VirtQueue *vq)
 {
-    if (!vq->enabled || vq->broken)
+    /* Quiesced: the device stops here and is kicked when the VM goes on. */
+    if (!vq->enabled || vq->broken || guest_memory_is_quiesced(vq->mem))
         return FALSE;
     vq->notify = TRUE;
     if (vq->event_idx) {
         vq->avail_event = vq->last_avail_idx;
         virtq_store16(vq->used + 4 + 8 * (size_t)vq->cfg.size, vq->avail_event,
                       __ATOMIC_RELAXED);
+        virtq_mark_used(vq, 4 + 8 * (size_t)vq->cfg.size, 2);
     } else {
         virtq_store16(vq->used, 0, __ATOMIC_RELAXED);
+        virtq_mark_used(vq, 0, 2);
     }
     /* Store then load: without a full barrier both sides could miss the other. */
     virtq_mb();

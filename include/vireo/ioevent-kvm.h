@@ -18,5 +18,11 @@ KvmIoEvents *kvm_ioevents_new(int vm_fd, Loop *loop);
 void kvm_ioevents_free(KvmIoEvents *k);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KvmIoEvents, kvm_ioevents_free)
 IoEventService *kvm_ioevents_service(KvmIoEvents *k);
+/*
+ * Rings every doorbell once, as if the guest had written each: devices
+ * that stopped while the VM was quiesced catch up (spurious kicks are
+ * harmless). Loop thread.
+ */
+void kvm_ioevents_ring_all(KvmIoEvents *k);
 
 #endif

@@ -19,6 +19,14 @@ const GuestMemory *machine_memory(const Machine *m);
 /* For migration's dirty logging and RAM walk (vmm/migrate.c). */
 int machine_vm_fd(const Machine *m);
 int machine_ram_fd(const Machine *m);
+/* Guest RAM with its device-side dirty tracking switches (guest-memory.h). */
+GuestMemory *machine_dma_memory(Machine *m);
+/*
+ * Stops device emulation from touching guest RAM (no new virtqueue
+ * requests) while a stopped VM's RAM and state are captured; the next
+ * machine_cont() lets the devices go on and kicks every queue. Loop thread.
+ */
+void machine_quiesce_devices(Machine *m);
 
 /*
  * vCPU thread side of the run control. vcpu_wait_runnable() parks the

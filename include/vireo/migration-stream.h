@@ -31,7 +31,23 @@ typedef enum {
     MIG_RECORD_RAM = 'R',       /* a run of pages (migration-ram.h) */
     MIG_RECORD_STATE = 'S',     /* u8 flags, then machine state sections */
     MIG_RECORD_END = 'E',       /* u64 checksum */
+    /*
+     * Post-copy: DISCARD runs (u64 offset, u32 npages) name pages the
+     * destination holds stale copies of; then POSTCOPY, which is laid out
+     * as STATE and lets the destination run; RAM records and END follow.
+     */
+    MIG_RECORD_DISCARD = 'D',
+    MIG_RECORD_POSTCOPY = 'P',
 } MigRecordType;
+
+/*
+ * Post-copy return path, destination to source on the same socket:
+ * 'Q' u64 offset u32 npages asks for pages a vCPU or device waits for;
+ * the final ack is MIG_ACK_BYTE.
+ */
+#define MIG_RETURN_REQUEST 'Q'
+#define MIG_RETURN_REQUEST_LEN 13
+#define MIG_DISCARD_LEN 12
 
 /* MIG_RECORD_STATE flags */
 #define MIG_STATE_FLAG_RUNNING 0x01     /* the source VM was running */

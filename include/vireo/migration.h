@@ -27,6 +27,7 @@ typedef enum {
     MIG_STATUS_SETUP,
     MIG_STATUS_ACTIVE,
     MIG_STATUS_DEVICE,          /* vCPUs stopped, sending the rest */
+    MIG_STATUS_POSTCOPY_ACTIVE, /* the destination runs; the source sends what is left */
     MIG_STATUS_COMPLETED,
     MIG_STATUS_FAILED,
     MIG_STATUS_CANCELLING,
@@ -70,6 +71,8 @@ typedef struct MigInfo {
     uint64_t dirty_sync_count;
     double mbps;
     char *error_desc;           /* FAILED: why (owned) */
+    gboolean postcopy;          /* the destination was let run: the source must not */
+    uint64_t postcopy_requests; /* pages the destination asked for */
 } MigInfo;
 
 void mig_info_clear(MigInfo *info);
@@ -95,6 +98,15 @@ MigSource *mig_source_start(const MigParams *params, const MigRam *ram, MigUri *
                             const MigSourceOps *ops, void *opaque);
 /* Asks the thread to stop; returns at once (status CANCELLING, then CANCELLED). */
 void mig_source_cancel(MigSource *src);
+/*
+ * Switches to post-copy at the end of the current pass (after the first):
+ * stop, send the state, let the destination run and serve its page faults
+ * first while sending the rest. FALSE if the URI has no return path or the
+ * migration is not active.
+ */
+gboolean mig_source_start_postcopy(MigSource *src, GError **error);
+/* Whether the destination was let run (a failure then must not resume the source). */
+gboolean mig_source_in_postcopy(MigSource *src);
 void mig_source_get_info(MigSource *src, MigInfo *info);
 /* Joins the thread (cancel first to make that quick). */
 void mig_source_free(MigSource *src);
@@ -105,6 +117,13 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(MigSource, mig_source_free)
 typedef struct MigDestOps {
     /* Loads the machine state (RAM is complete by then). */
     gboolean (*load_state)(void *opaque, const uint8_t *data, size_t len, GError **error);
+    /*
+     * Post-copy: loads the state (@data is owned now) and runs the VM if
+     * @was_running, without waiting (RAM arrives meanwhile, and loading
+     * may fault on pages this thread must still receive). A failure there
+     * ends the VMM: the source has stopped for good.
+     */
+    void (*start_postcopy)(void *opaque, GBytes *data, gboolean was_running);
     void (*status_changed)(void *opaque, MigStatus status);
     /*
      * Last call: @err NULL once the stream was read, checked and acked;

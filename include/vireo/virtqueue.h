@@ -23,6 +23,14 @@
  * queue, and its regions must not change while a queue is enabled (host
  * pointers into the rings are kept from virtq_enable() on).
  *
+ * Migration: every ring field this library writes, and the first
+ * `written` bytes of an element's in_sg at virtq_fill(), are marked dirty
+ * in the GuestMemory (guest_memory_mark_dirty()), so a device that writes
+ * guest RAM only through its elements' in_sg, and reports what it wrote,
+ * needs nothing else. While the GuestMemory is quiesced, virtq_pop()
+ * returns 0, virtq_enable_notification() returns FALSE and notification
+ * fields are left alone: the device stops until it is kicked again.
+ *
  * Typical device code on a kick:
  *
  *     do {

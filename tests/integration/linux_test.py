@@ -33,9 +33,12 @@ def log(msg):
 class LinuxVm:
     """vireo-vmm with the serial port on a pipe and QMP on a socket."""
 
-    def __init__(self, args, tmp, kernel, mode, extra=()):
+    def __init__(self, args, tmp, kernel, mode, extra=(), tag="qmp"):
         self.args = args
-        self.qmp_path = os.path.join(tmp, "qmp.sock")
+        self.tmp = tmp
+        self.kernel = kernel
+        self.mode = mode
+        self.qmp_path = os.path.join(tmp, tag + ".sock")
         cmdline = subprocess.run([args.cmdline_script, "vireo.test=" + mode],
                                  check=True, capture_output=True, text=True).stdout.strip()
         self.cmd = [args.vmm, "--kernel", kernel, "--initrd", args.initrd,
@@ -587,6 +590,126 @@ def mode_blk(vm):
         "raw file and the converted qcow2 hold it, qemu-img check is clean")
 
 
+MIG_LINE = re.compile(r"VIREO-MIG: n=(\d+) (sum=([0-9a-f]{16}) ok|BAD[^\r\n]*)\r?\n")
+MIG_PAGES = 512
+
+
+def mig_expected_sum(n, pages=MIG_PAGES):
+    """migrate-counter's hash at line @n, computed as the program does (a model of it)."""
+    mask = (1 << 64) - 1
+    windows = (n + 1) * 16
+    h = 0xcbf29ce484222325
+    for p in range(pages):
+        gen = 1 + windows // pages + (1 if p < windows % pages else 0)
+        g = gen * 0xc2b2ae3d27d4eb4f & mask
+        base = p * 512
+        for w in range(512):
+            x = ((base + w) * 0x9e3779b97f4a7c15 & mask) ^ g
+            x ^= x >> 29
+            h = ((h ^ (x * 0xbf58476d1ce4e5b9 & mask)) * 0x100000001b3) & mask
+    return h
+
+
+def mig_parse(text):
+    return [(int(m.group(1)), m.group(3), m.group(2)) for m in MIG_LINE.finditer(text)]
+
+
+def mig_lines(vm):
+    return mig_parse(vm.text())
+
+
+def wait_mig_lines(vm, count, what):
+    deadline = time.monotonic() + vm.args.timeout
+    while len(mig_lines(vm)) < count:
+        check(vm.proc.poll() is None, "%s: vireo-vmm exited (%s)" % (what, vm.proc.returncode))
+        check(time.monotonic() < deadline, "%s: fewer than %d counter lines" % (what, count))
+        time.sleep(0.05)
+
+
+def mig_wait(qmp, what, timeout=60):
+    deadline = time.monotonic() + timeout
+    while True:
+        info = qmp.ok("query-migrate")
+        if info.get("status") in ("completed", "failed", "cancelled"):
+            check(info["status"] == "completed", "%s: %r" % (what, info))
+            return info
+        check(time.monotonic() < deadline, "%s: still %r" % (what, info))
+        time.sleep(0.05)
+
+
+def mig_wait_status(vm, want, what):
+    deadline = time.monotonic() + 20
+    while vm.qmp.ok("query-status")["status"] != want:
+        check(time.monotonic() < deadline, "%s: not %s" % (what, want))
+        time.sleep(0.02)
+
+
+def mode_migrate(vm):
+    """A user-space counter keeps going through live migration, save and restore."""
+    report_boot(vm, "migrate")
+    wait_mig_lines(vm, 3, "source")
+    sock = os.path.join(vm.tmp, "mig.sock")
+    dst = LinuxVm(vm.args, vm.tmp, vm.kernel, vm.mode, ["--incoming", "unix:" + sock],
+                  tag="dst")
+    third = None
+    try:
+        dst.connect_qmp()
+        vm.qmp.ok("migrate-set-parameters", {"max-bandwidth": 0})
+        vm.qmp.ok("migrate", {"uri": "unix:" + sock})
+        info = mig_wait(vm.qmp, "live migration")
+        mig_wait_status(vm, "postmigrate", "source")
+        mig_wait_status(dst, "running", "destination")
+        log("migrate: live to a second vireo-vmm: total %d ms, downtime %d ms, %d syncs, "
+            "%d bytes" % (info["total-time"], info["downtime"], info["ram"]["dirty-sync-count"],
+                          info["ram"]["transferred"]))
+        vm.qmp.ok("quit")
+        wait_mig_lines(dst, 3, "destination")
+        state = os.path.join(vm.tmp, "vm.state")
+        dst.qmp.ok("migrate", {"uri": "file:" + state})
+        info = mig_wait(dst.qmp, "save")
+        mig_wait_status(dst, "postmigrate", "saved VM")
+        log("migrate: saved to a file of %d bytes, downtime %d ms" %
+            (os.path.getsize(state), info["downtime"]))
+        dst.qmp.ok("quit")
+        t0 = time.monotonic()
+        third = LinuxVm(vm.args, vm.tmp, vm.kernel, vm.mode, ["--incoming", "file:" + state],
+                        tag="third")
+        third.connect_qmp()
+        mig_wait(third.qmp, "restore")
+        mig_wait_status(third, "running", "restored VM")
+        log("migrate: restored into a third vireo-vmm, running %.0f ms after exec" %
+            ((time.monotonic() - t0) * 1000))
+        wait_mig_lines(third, 3, "restored VM")
+        third.qmp.ok("quit")
+        third.wait_exit()
+        # One console, three processes: each carries on where the previous stopped,
+        # maybe in the middle of a line, so the outputs are joined before parsing.
+        parts = [mig_lines(v) for v in (vm, dst, third)]
+        lines = mig_parse(vm.text() + dst.text() + third.text())
+        bad = [raw for _, _, raw in lines if not raw.startswith("sum=")]
+        check(not bad, "the guest found its buffer damaged: %r" % bad)
+        numbers = [n for n, _, _ in lines]
+        check(numbers == list(range(len(numbers))),
+              "counter lines not 0..%d without gap or repeat: %r" % (len(numbers) - 1, numbers))
+        # Spot checks against a model of the program: the last line before each hop, the first after.
+        picks = {parts[0][-1], parts[1][0], parts[1][-1], parts[2][0], parts[2][-1]}
+        for n, got, _ in sorted(picks):
+            want = "%016x" % mig_expected_sum(n)
+            check(got == want, "line %d: sum %s, expected %s" % (n, got, want))
+        log("migrate: %d counter lines (%d on the source, %d after live migration, %d after "
+            "restore), no gap or repeat; %d sums match the model" %
+            (len(numbers), len(parts[0]), len(parts[1]), len(parts[2]), len(picks)))
+    except TestFailure:
+        for v in (dst, third):
+            if v:
+                v.dump()
+        raise
+    finally:
+        for v in (dst, third):
+            if v:
+                v.stop()
+
+
 MODES = {
     "poweroff": ("poweroff", mode_poweroff, "vmlinux", []),
     "bzimage": ("poweroff", mode_poweroff, "bzImage", []),
@@ -604,6 +727,7 @@ MODES = {
     "vsock": ("vsock", mode_vsock, "vmlinux", ["--vsock", "cid=3,socket=" + VSOCK_SOCKET]),
     "net": ("net", mode_net, "vmlinux", ["--net", "tap=" + NET_TAP]),
     "blk": ("blk", mode_blk, "vmlinux", blk_disks),
+    "migrate": ("migrate", mode_migrate, "vmlinux", []),
 }
 
 

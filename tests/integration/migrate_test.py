@@ -18,6 +18,18 @@ MODE:
   pingpong  A -> B -> C -> D over unix: and tcp:, with zstd on one hop
   errors    bad URIs, a hostile stream (destination exits non-zero with a
             clear error), a stream for another RAM size
+  postcopy  migrate-start-postcopy on a migration that cannot converge
+            (bandwidth-limited): to a -S destination, whose RAM checksum
+            then equals the source's and which finishes the guest after
+            "cont"; then to a running destination, whose vCPUs fault in
+            the pages still missing and finish the guest
+  virtio    with the migrate-virtio guest instead: virtio-rng keeps writing
+            guest pages during a live migration; source and destination
+            RAM checksums must match, and the guest, resumed on the
+            destination, finds every page equal to the hash it kept; then
+            the same VM saved to a file while the device writes, restored
+  virtio-blk  the same with virtio-blk reads (io_uring straight into guest
+            RAM) from a raw image the test writes
 
 The guest (tests/guest/migrate-dirty.c) verifies its whole RAM pattern
 every pass at CPL3 and prints "VIREO-GUEST: error: ..." on any mismatch.
@@ -25,6 +37,7 @@ Exit status: 0 pass, 1 fail, 77 skipped (no /dev/kvm).
 """
 
 import argparse
+import array
 import os
 import shutil
 import socket
@@ -48,9 +61,11 @@ def log(msg):
 class Vm:
     """One vireo-vmm with serial in a file and QMP on a socket."""
 
-    def __init__(self, args, tmp, tag, extra=(), cmdline="seconds=8", env=None):
+    def __init__(self, args, tmp, tag, extra=(), cmdline="seconds=8", env=None,
+                 pass_line=PASS_LINE):
         self.args = args
         self.tag = tag
+        self.pass_line = pass_line
         self.qmp_path = os.path.join(tmp, tag + ".qmp")
         self.serial_path = os.path.join(tmp, tag + ".serial")
         self.stderr_path = os.path.join(tmp, tag + ".stderr")
@@ -112,7 +127,7 @@ class Vm:
         out = self.serial()
         check("VIREO-GUEST: error" not in out and "FAIL" not in out,
               "%s: guest reported an error:\n%s" % (self.tag, out))
-        check(status == 33 and PASS_LINE in out,
+        check(status == 33 and self.pass_line in out,
               "%s: exit status %d, expected 33 with PASS" % (self.tag, status))
 
     def quit(self):
@@ -164,7 +179,8 @@ def migrate(src, dst, uri, params=None):
     for key in ("total-time", "downtime", "setup-time"):
         check(isinstance(info.get(key), int), "query-migrate lacks %s: %r" % (key, info))
     check(info["ram"]["dirty-sync-count"] >= 1, "no dirty sync: %r" % info)
-    check(src.status() == "postmigrate", "%s is %s after migrating" % (src.tag, src.status()))
+    # "completed" is reported by the migration thread, the run state follows on the loop.
+    wait_dest_status(src, "postmigrate")
     check_events(c, "completed")
     log("%s -> %s over %s: total %d ms, downtime %d ms, %d bytes, %d syncs" %
         (src.tag, dst.tag, uri.split(":")[0], info["total-time"], info["downtime"],
@@ -373,8 +389,122 @@ def test_errors(args, tmp, vms):
     log("garbage: %s" % g.stderr_text().strip())
 
 
+def postcopy_hop(args, tmp, vms, tag, extra):
+    src = Vm(args, tmp, tag + "-src", cmdline="seconds=10 dirty=256")
+    vms.append(src)
+    sock = os.path.join(tmp, tag + ".sock")
+    dst = Vm(args, tmp, tag + "-dst", ["--incoming", "unix:" + sock] + extra)
+    vms.append(dst)
+    c = src.connect()
+    d = dst.connect()
+    src.wait_serial(FILLED)
+    err = c.error("migrate-start-postcopy")
+    check("No migration" in err["desc"], "migrate-start-postcopy without a migration: %r" % err)
+    # 16 MiB/s and 1 ms: pre-copy would never end.
+    c.ok("migrate-set-parameters", {"max-bandwidth": 16 << 20, "downtime-limit": 1})
+    c.ok("migrate", {"uri": "unix:" + sock})
+    wait_migration(c, ("active",))
+    c.ok("migrate-start-postcopy")
+    info = wait_migration(c, timeout=60)
+    check(info["status"] == "completed", "post-copy: %r" % info)
+    statuses = [e["data"]["status"] for e in c.events if e["event"] == "MIGRATION"]
+    check("postcopy-active" in statuses, "no postcopy-active event: %r" % statuses)
+    wait_dest_status(src, "postmigrate")
+    dinfo = d.ok("query-migrate")
+    check(dinfo["status"] == "completed", "destination: %r" % dinfo)
+    log("%s: post-copy: total %d ms, downtime %d ms, %d bytes, %d page requests from the "
+        "destination" % (tag, info["total-time"], info["downtime"], info["ram"]["transferred"],
+                         dinfo["ram"]["postcopy-requests"]))
+    return src, dst, dinfo
+
+
+def test_postcopy(args, tmp, vms):
+    src, dst, _ = postcopy_hop(args, tmp, vms, "paused", ["-S"])
+    wait_dest_status(dst, "paused")
+    a = src.qmp.ok("x-vireo-ram-checksum")
+    b = dst.qmp.ok("x-vireo-ram-checksum")
+    check(a == b, "RAM differs: source %r, destination %r" % (a, b))
+    log("paused destination: RAM checksum %s over %d pages matches" % (a["checksum"], a["pages"]))
+    src.quit()
+    dst.qmp.ok("cont")
+    dst.expect_pass()
+
+    src, dst, dinfo = postcopy_hop(args, tmp, vms, "running", [])
+    check(dst.status() == "running", "destination is %s" % dst.status())
+    src.quit()
+    dst.expect_pass()
+    check(PASS_LINE not in src.serial(), "the source finished the guest too")
+
+
+VIRTIO_PASS = "VIREO-GUEST: PASS migrate-virtio"
+
+
+VIRTIO_PAGES = 2048
+
+
+def blk_image(tmp):
+    """A raw disk whose 4 KiB block b holds migrate-virtio.c's blk_pattern(b, w) in word w."""
+    path = os.path.join(tmp, "disk.img")
+    if not os.path.exists(path):
+        words = array.array("Q", (((b + 1) << 32) ^ (w * 0x9e3779b9)
+                                  for b in range(VIRTIO_PAGES) for w in range(512)))
+        with open(path, "wb") as f:
+            words.tofile(f)
+    return path
+
+
+def virtio_device(args, tmp):
+    if args.mode == "virtio-blk":
+        # Read-only: both processes hold the image at once (a shared lock).
+        return ["--disk", "path=%s,format=raw,readonly=on" % blk_image(tmp)]
+    return ["--device", "virtio-rng"]
+
+
+def virtio_vm(args, tmp, tag, extra=()):
+    return Vm(args, tmp, tag, virtio_device(args, tmp) + list(extra),
+              cmdline="seconds=%d pages=%d blk=%d" % (12 if tag == "src" else 8, VIRTIO_PAGES,
+                                                      args.mode == "virtio-blk"),
+              pass_line=VIRTIO_PASS)
+
+
+def test_virtio(args, tmp, vms):
+    src = virtio_vm(args, tmp, "src")
+    vms.append(src)
+    sock = os.path.join(tmp, "mig.sock")
+    dst = virtio_vm(args, tmp, "dst", ["--incoming", "unix:" + sock, "-S"])
+    vms.append(dst)
+    src.connect()
+    d = dst.connect()
+    src.wait_serial("VIREO-GUEST: progress")
+    migrate(src, dst, "unix:" + sock, {"max-bandwidth": 0})
+    wait_dest_status(dst, "paused")
+    a = src.qmp.ok("x-vireo-ram-checksum")
+    b = d.ok("x-vireo-ram-checksum")
+    check(a == b, "RAM differs: source %r, destination %r" % (a, b))
+    log("RAM checksum %s over %d pages matches" % (a["checksum"], a["pages"]))
+    src.quit()
+    check("progress" not in dst.serial(), "the destination ran before cont")
+    d.ok("cont")
+    # The device goes on at the destination, and the guest checks every page.
+    dst.wait_serial("VIREO-GUEST: progress")
+    time.sleep(1)
+    path = os.path.join(tmp, "vm.state")
+    migrate(dst, type("D", (), {"tag": "file"}), "file:" + path)
+    a = d.ok("x-vireo-ram-checksum")
+    dst.quit()
+    restored, _ = restore_vm(args, tmp, "restored", path, virtio_device(args, tmp) + ["-S"])
+    restored.pass_line = VIRTIO_PASS
+    vms.append(restored)
+    wait_dest_status(restored, "paused")
+    b = restored.qmp.ok("x-vireo-ram-checksum")
+    check(a == b, "RAM differs after restore: %r vs %r" % (a, b))
+    restored.qmp.ok("cont")
+    restored.expect_pass()
+
+
 TESTS = {"precopy": test_precopy, "file": test_file, "cancel": test_cancel,
-         "pingpong": test_pingpong, "errors": test_errors}
+         "pingpong": test_pingpong, "errors": test_errors, "virtio": test_virtio, "virtio-blk": test_virtio,
+         "postcopy": test_postcopy}
 
 
 def main():

@@ -252,6 +252,8 @@ static void test_hostile(void **state)
     static const uint8_t huge_state[] = { 'S', 0xff, 0xff, 0xff, 0x7f };
     static const uint8_t huge_ram[] = { 'R', 0x00, 0x00, 0x00, 0x10 };
     static const uint8_t long_end[] = { 'E', 9, 0, 0, 0 };
+    static const uint8_t long_discard[] = { 'D', 13, 0, 0, 0 };
+    static const uint8_t huge_postcopy[] = { 'P', 0xff, 0xff, 0xff, 0x7f };
     uint8_t ram_rec[5 + 13];
     uint8_t rnd[5 + 64];
 
@@ -266,6 +268,14 @@ static void test_hostile(void **state)
     }
     {
         g_autoptr(GBytes) b = header_plus(long_end, sizeof(long_end));
+        expect_failure(b, "claims");
+    }
+    {
+        g_autoptr(GBytes) b = header_plus(long_discard, sizeof(long_discard));
+        expect_failure(b, "claims");
+    }
+    {
+        g_autoptr(GBytes) b = header_plus(huge_postcopy, sizeof(huge_postcopy));
         expect_failure(b, "claims");
     }
     /* RAM records pointing outside RAM, odd sizes and encodings. */
