@@ -16,7 +16,7 @@ SHELL      := /bin/bash
 # compare against (QEMU, qemu-img, python3), and what the test kernel build needs.
 DEB_PACKAGES = build-essential meson ninja-build pkg-config \
 	libglib2.0-dev libseccomp-dev libcmocka-dev libxml2-dev libreadline-dev clang libclang-rt-14-dev \
-	liburing-dev libzstd-dev zlib1g-dev \
+	liburing-dev libzstd-dev zlib1g-dev libgnutls28-dev gnutls-bin \
 	qemu-system-x86 qemu-utils python3 libvirt-clients python3-libvirt \
 	linux-source-6.1 busybox-static cpio flex bison bc libelf-dev xz-utils \
 	hyperfine iproute2 util-linux acpica-tools systemd

@@ -11,7 +11,6 @@
 #include "vireo/cli-out.h"
 #include "vireo/cli-uri.h"
 #include "vireo/rpc-error.h"
-#include "vireo/rpc-tcp.h"
 #include "vireo/util.h"
 
 CliCtl *cli_ctl_new(void)
@@ -116,11 +115,14 @@ static gboolean conn_open(CliCtl *ctl, GError **error)
     uri = cli_uri_parse(ctl->uri, ctl->readonly, error);
     if (!uri)
         return FALSE;
-    fd = uri->host ? rpc_tcp_connect(uri->host, uri->port, 10000, error)
-                   : connect_unix(uri->socket, error);
-    if (fd < 0)
-        return FALSE;
-    client = rpc_client_new_fd(fd, error);
+    if (uri->remote) {
+        client = rpc_remote_connect(uri->remote, NULL, 10000, error);
+    } else {
+        fd = connect_unix(uri->socket, error);
+        if (fd < 0)
+            return FALSE;
+        client = rpc_client_new_fd(fd, error);
+    }
     if (!client)
         return FALSE;
     rpc_client_set_keepalive(client, ctl->ka_interval, ctl->ka_count);

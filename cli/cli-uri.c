@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* Connection URIs: libvirt's syntax, local UNIX sockets and TCP (no TLS). */
+/* Connection URIs: libvirt's syntax, local UNIX sockets, TCP and TLS. */
 #include <string.h>
 
 #include "vireo/cli-uri.h"
-#include "vireo/rpc-tcp.h"
+#include "vireo/rpc-remote.h"
 #include "vireo/util.h"
 
 void cli_uri_free(CliUri *u)
@@ -16,6 +16,7 @@ void cli_uri_free(CliUri *u)
     g_free(u->socket);
     g_free(u->open_name);
     g_free(u->host);
+    rpc_remote_uri_free(u->remote);
     g_free(u);
 }
 
@@ -102,12 +103,14 @@ CliUri *cli_uri_parse(const char *uri, gboolean readonly, GError **error)
     if (strcmp(scheme, "vireo") && strcmp(scheme, "qemu"))
         return no_driver(uri, error), NULL;
     u->scheme = g_steal_pointer(&scheme);
-    if (u->transport && !strcmp(u->transport, "tcp")) {
-        /* A remote daemon: vireod --listen (no TLS, no authentication yet). */
-        g_autofree char *drv = NULL;
-
-        if (!rpc_tcp_parse_uri(uri, &drv, &u->host, &u->port, &u->open_name, error))
+    if (u->transport && (!strcmp(u->transport, "tcp") || !strcmp(u->transport, "tls"))) {
+        /* A remote daemon: vireod --listen or --listen-tls. */
+        u->remote = rpc_remote_uri_parse(uri, error);
+        if (!u->remote)
             return NULL;
+        u->host = g_strdup(u->remote->host);
+        u->port = u->remote->port;
+        u->open_name = g_strdup(u->remote->local_uri);
         u->path = g_strdup(strstr(u->open_name, "://") + 3);
         return g_steal_pointer(&u);
     }

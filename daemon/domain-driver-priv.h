@@ -110,6 +110,7 @@ struct DomainDriver {
     GMainContext *ctx;
     DaemonPaths *paths;
     char *vmm_path;
+    char *tls_dir;           /* our client certificate for migration: rpc_tls_files_new() */
     unsigned caps;
     guint start_timeout_ms;
     guint destroy_timeout_ms;

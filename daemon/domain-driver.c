@@ -2054,6 +2054,7 @@ DomainDriver *domain_driver_new(RpcServer *srv, const DomainDriverConfig *cfg, G
     drv->ctx = g_main_context_ref_thread_default();
     drv->paths = daemon_paths_new(cfg->paths->root, DAEMON_ROLE_DOMAIN);
     drv->vmm_path = g_strdup(cfg->vmm_path);
+    drv->tls_dir = g_strdup(cfg->tls_dir);
     drv->caps = cfg->caps;
     drv->start_timeout_ms = cfg->start_timeout_ms ? cfg->start_timeout_ms : 10000;
     drv->destroy_timeout_ms = cfg->destroy_timeout_ms ? cfg->destroy_timeout_ms : 5000;
@@ -2139,6 +2140,7 @@ void domain_driver_free(DomainDriver *drv)
     g_hash_table_unref(drv->by_uuid);
     daemon_paths_free(drv->paths);
     g_free(drv->vmm_path);
+    g_free(drv->tls_dir);
     g_main_context_unref(drv->ctx);
     g_free(drv);
 }

@@ -31,6 +31,7 @@
 #include "vireo/rpc-client.h"
 #include "vireo/rpc-error.h"
 #include "vireo/rpc-protocol.h"
+#include "vireo/rpc-remote.h"
 #include "vireo/rpc-tcp.h"
 #include "vireo/util.h"
 
@@ -134,7 +135,8 @@ struct MigrateOut {
     guint flags;
     OutPhase phase;
     char *dest_host;
-    guint16 dest_port;
+    RpcRemoteUri *dest_remote;  /* the tcp or tls URI of the destination daemon */
+    RpcTlsFiles *tls_files;     /* our client certificate, for a tls URI */
     char *dest_uri;             /* "qemu:///system", what the destination opens */
     char *migrate_uri;          /* migrate_uri parameter, or NULL */
     char *compression;
@@ -179,6 +181,8 @@ static void out_free(MigrateOut *mo)
         rpc_client_free(mo->dest);
     domain_driver_unref(mo->dom);
     g_free(mo->dest_host);
+    rpc_remote_uri_free(mo->dest_remote);
+    rpc_tls_files_free(mo->tls_files);
     g_free(mo->dest_uri);
     g_free(mo->migrate_uri);
     g_free(mo->compression);
@@ -228,14 +232,11 @@ static void out_end(MigrateOut *mo)
 
 static gboolean th_prepare(MigrateOut *mo, GError **error)
 {
-    int fd = rpc_tcp_connect(mo->dest_host, mo->dest_port, MIG_CONNECT_TIMEOUT_MS, error);
     RemoteTypedParam params[2];
     RemoteDomainMigratePrepare3ParamsArgs args = { .params = params };
     g_auto(RemoteDomainMigratePrepare3ParamsRet) ret = { 0 };
 
-    if (fd < 0)
-        return FALSE;
-    mo->dest = rpc_client_new_fd(fd, error);
+    mo->dest = rpc_remote_connect(mo->dest_remote, mo->tls_files, MIG_CONNECT_TIMEOUT_MS, error);
     if (!mo->dest || !rpc_client_open(mo->dest, mo->dest_uri, 0, error)) {
         g_prefix_error(error, "cannot open %s on %s: ", mo->dest_uri, mo->dest_host);
         return FALSE;
@@ -618,11 +619,10 @@ static void h_perform(RpcCall *call, gpointer args, gpointer opaque)
     RemoteDomainMigratePerform3ParamsArgs *a = args;
     DomainDriver *drv = opaque;
     Domain *dom = domain_driver_lookup(drv, call, &a->dom);
-    g_autofree char *driver = NULL, *host = NULL, *local = NULL;
+    g_autoptr(RpcRemoteUri) remote = NULL;
     g_autoptr(GError) err = NULL;
     MigParams mp;
     MigrateOut *mo;
-    guint16 port;
 
     if (!dom || domain_driver_defer(dom, call, h_perform, args))
         return;
@@ -639,8 +639,7 @@ static void h_perform(RpcCall *call, gpointer args, gpointer opaque)
                       "renaming a domain on migration is not supported");
         return;
     }
-    if (!a->dconnuri ||
-        !rpc_tcp_parse_uri(a->dconnuri, &driver, &host, &port, &local, &err)) {
+    if (!a->dconnuri || !(remote = rpc_remote_uri_parse(a->dconnuri, &err))) {
         rpc_call_fail(call, RPC_ERR_INVALID_ARG, "%s",
                       err ? err->message : "a destination URI is required");
         return;
@@ -658,9 +657,12 @@ static void h_perform(RpcCall *call, gpointer args, gpointer opaque)
     mo->dom = domain_driver_ref(dom);
     mo->call = call;
     mo->flags = a->flags;
-    mo->dest_host = g_steal_pointer(&host);
-    mo->dest_port = port;
-    mo->dest_uri = g_steal_pointer(&local);
+    mo->dest_host = g_strdup(remote->host);
+    mo->dest_uri = g_strdup(remote->local_uri);
+    /* Like libvirtd, the daemon presents its own client certificate to its peer. */
+    if (remote->tls)
+        mo->tls_files = rpc_tls_files_new(RPC_TLS_CLIENT, drv->paths->root, drv->tls_dir);
+    mo->dest_remote = g_steal_pointer(&remote);
     mo->migrate_uri = g_strdup(mp.uri);
     mo->compression = (a->flags & MIG_COMPRESSED) || mp.compression ? g_strdup("zstd") : NULL;
     mo->bandwidth = mp.bandwidth;

@@ -25,6 +25,7 @@
 #include "vireo/rpc-error.h"
 #include "vireo/rpc-server.h"
 #include "vireo/rpc-tcp.h"
+#include "vireo/rpc-tls.h"
 #include "vireo/socket-activation.h"
 #include "vireo/storage-driver.h"
 #include "vireo/util.h"
@@ -245,10 +246,40 @@ static void autostart(Daemon *d)
     domain_driver_autostart(d->domains);
 }
 
+/* --listen-tls: the certificates are checked once, before the first listener. */
+static gboolean listen_on_tls(Daemon *d, char **specs, const char *dir, GError **error)
+{
+    g_autoptr(RpcTlsFiles) files = rpc_tls_files_new(RPC_TLS_SERVER, d->paths->root, dir);
+    g_autoptr(RpcTlsCreds) creds = rpc_tls_creds_new(RPC_TLS_SERVER, files, TRUE, error);
+
+    if (!creds)
+        return FALSE;
+    for (guint i = 0; specs[i]; i++) {
+        const char *colon = strrchr(specs[i], ':');
+        g_autofree char *spec = NULL;
+        int fd;
+
+        /* A bare address gets libvirtd's tls_port, not the tcp one. */
+        if (specs[i][0] == '[' ? !strstr(specs[i], "]:") : !colon)
+            spec = g_strdup_printf("%s:%u", specs[i], RPC_TLS_DEFAULT_PORT);
+        else if (specs[i][0] != '[' && strchr(specs[i], ':') != colon)
+            spec = g_strdup_printf("[%s]:%u", specs[i], RPC_TLS_DEFAULT_PORT);
+        else
+            spec = g_strdup(specs[i]);
+        fd = rpc_tcp_listen(spec, error);
+        if (fd < 0 || !rpc_server_add_tls_listener(d->srv, fd, creds, error))
+            return FALSE;
+        g_info("listening on tls %s (certificate %s)", spec, files->cert);
+    }
+    return TRUE;
+}
+
 int main(int argc, char **argv)
 {
     g_autofree char *root = NULL, *vmm = NULL, *role_name = NULL;
     g_auto(GStrv) listen_tcp = NULL;
+    g_auto(GStrv) listen_tls = NULL;
+    g_autofree char *tls_dir = NULL;
     int timeout = 0;
     gboolean verbose = FALSE, version = FALSE;
     GOptionEntry entries[] = {
@@ -263,6 +294,12 @@ int main(int argc, char **argv)
         { "listen", 'l', 0, G_OPTION_ARG_STRING_ARRAY, &listen_tcp,
           "also serve the remote protocol on TCP ADDR:PORT (port 16509 by default; no "
           "authentication, no TLS: trusted networks only)", "ADDR[:PORT]" },
+        { "listen-tls", 0, 0, G_OPTION_ARG_STRING_ARRAY, &listen_tls,
+          "also serve the remote protocol over TLS on ADDR:PORT (port 16514 by default; "
+          "x509 certificates, see --tls-dir)", "ADDR[:PORT]" },
+        { "tls-dir", 0, 0, G_OPTION_ARG_FILENAME, &tls_dir,
+          "TLS files cacert.pem, servercert.pem, serverkey.pem, clientcert.pem, clientkey.pem "
+          "in DIR (default: ROOT/etc/pki/CA/cacert.pem and ROOT/etc/pki/vireo/)", "DIR" },
         { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "informational messages", NULL },
         { "version", 'V', 0, G_OPTION_ARG_NONE, &version, "print the version", NULL },
         { NULL },
@@ -322,6 +359,7 @@ int main(int argc, char **argv)
         dcfg.paths = paths;
         dcfg.vmm_path = vmm;
         dcfg.caps = probe_vmm_caps(vmm);
+        dcfg.tls_dir = tls_dir;
         d.domains = domain_driver_new(d.srv, &dcfg, &err);
         if (!d.domains) {
             g_printerr("vireod: %s\n", err->message);
@@ -340,6 +378,10 @@ int main(int argc, char **argv)
             return 1;
         }
         g_info("listening on tcp %s (no authentication)", listen_tcp[i]);
+    }
+    if (listen_tls && !listen_on_tls(&d, listen_tls, tls_dir, &err)) {
+        g_printerr("vireod: %s\n", err->message);
+        return 1;
     }
     if (d.domains)
         autostart(&d);

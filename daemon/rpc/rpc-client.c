@@ -36,6 +36,7 @@ struct RpcClient {
 
     /* I/O thread only */
     int fd;
+    RpcTlsSession *tls;             /* or NULL: plain socket */
     GSource *watch;
     GIOCondition watch_cond;
     RpcFramer framer;
@@ -134,15 +135,22 @@ static gpointer io_thread(gpointer data)
 
 RpcClient *rpc_client_new_fd(int fd, GError **error)
 {
+    return rpc_client_new_tls(fd, NULL, error);
+}
+
+RpcClient *rpc_client_new_tls(int fd, RpcTlsSession *tls, GError **error)
+{
     RpcClient *c;
 
     if (!g_unix_set_fd_nonblocking(fd, TRUE, error)) {
+        rpc_tls_session_free(tls);
         close(fd);
         return NULL;
     }
     c = g_new0(RpcClient, 1);
     c->ref = 1;
     c->fd = fd;
+    c->tls = tls;
     c->io_ctx = g_main_context_new();
     c->io_loop = g_main_loop_new(c->io_ctx, FALSE);
     g_mutex_init(&c->cb_lock);
@@ -592,6 +600,7 @@ static void client_lost(RpcClient *c, GError *why)
     }
     close(c->fd);
     c->fd = -1;
+    g_clear_pointer(&c->tls, rpc_tls_session_free);
     g_queue_clear_full(&c->outq, (GDestroyNotify)g_bytes_unref);
     c->out_bytes = 0;
 
@@ -694,8 +703,21 @@ static void client_flush(RpcClient *c)
         GBytes *head = g_queue_peek_head(&c->outq);
         gsize size;
         const guint8 *p = g_bytes_get_data(head, &size);
-        ssize_t n = send(c->fd, p + c->out_off, size - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n;
 
+        if (c->tls) {
+            GError *error = NULL;
+
+            n = rpc_tls_session_send(c->tls, p + c->out_off, size - c->out_off, &error);
+            if (n == RPC_TLS_AGAIN)
+                return;
+            if (n < 0) {
+                client_lost(c, error);
+                return;
+            }
+        } else {
+            n = send(c->fd, p + c->out_off, size - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        }
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -713,14 +735,35 @@ static void client_flush(RpcClient *c)
     }
 }
 
+/* Decrypts one record; returns as client_read()'s recv() would, errno set. */
+static ssize_t client_recv_tls(RpcClient *c, guint8 *buf, gsize len)
+{
+    GError *error = NULL;
+    gssize n = rpc_tls_session_recv(c->tls, buf, len, &error);
+
+    if (n == RPC_TLS_AGAIN) {
+        errno = EAGAIN;
+        return -1;
+    }
+    if (n < 0) {
+        client_lost(c, error);
+        errno = EAGAIN;         /* reported already */
+        return -1;
+    }
+    return n;
+}
+
 static void client_read(RpcClient *c)
 {
     guint8 buf[READ_CHUNK];
     ssize_t n;
     gsize off = 0;
 
+again:
+    off = 0;
     do {
-        n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+        n = c->tls ? client_recv_tls(c, buf, sizeof(buf))
+                   : recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
     } while (n < 0 && errno == EINTR);
     if (n < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK)
@@ -748,6 +791,9 @@ static void client_read(RpcClient *c)
             g_bytes_unref(pkt);
         }
     }
+    /* Records gnutls decrypted already would not wake poll(). */
+    if (c->tls && !g_atomic_int_get(&c->closed) && rpc_tls_session_pending(c->tls))
+        goto again;
 }
 
 static gboolean client_io(gint fd, GIOCondition cond, gpointer data)

@@ -8,6 +8,7 @@
 #define VIREO_RPC_SERVER_PRIV_H
 
 #include "vireo/rpc-server.h"
+#include "vireo/rpc-tls.h"
 
 typedef struct RpcHandler {
     RpcHandlerFunc fn;
@@ -50,6 +51,12 @@ struct RpcServerClient {
     gboolean authenticated;
     gboolean opened;
     gboolean close_callback;
+
+    /* TLS (rpc-tls.h): nothing else is read or written until the handshake ends */
+    RpcTlsSession *tls;             /* or NULL */
+    gboolean tls_handshaking;
+    gboolean tls_want_write;        /* the handshake waits for a writable socket */
+    GSource *tls_timer;             /* closes a client stuck in its handshake */
 
     /* I/O */
     GSource *watch;

@@ -18,6 +18,11 @@
 #define FDS_MAX 32              /* VIR_NET_MESSAGE_NUM_FDS_MAX */
 /* libvirt sends events with serial 1 (seen in every capture). */
 #define EVENT_SERIAL 1
+/*
+ * A client must finish its TLS handshake within this, so that idle
+ * connections cannot take every client slot (max_clients).
+ */
+#define TLS_HANDSHAKE_TIMEOUT_S 30
 
 struct RpcCall {
     RpcServerClient *client;    /* reference */
@@ -48,6 +53,7 @@ typedef struct RpcListener {
     int fd;
     gboolean readonly;
     gboolean no_auth;       /* TCP without authentication (rpc_server_add_tcp_listener) */
+    RpcTlsCreds *tls;       /* reference, or NULL (rpc_server_add_tls_listener) */
     GSource *source;
 } RpcListener;
 
@@ -98,6 +104,7 @@ static void listener_free(gpointer data)
     }
     if (l->fd >= 0)
         close(l->fd);
+    rpc_tls_creds_unref(l->tls);
     g_free(l);
 }
 
@@ -336,8 +343,13 @@ static void client_close_now(RpcServerClient *c, const char *why)
         g_source_destroy(c->ka_timer);
         g_clear_pointer(&c->ka_timer, g_source_unref);
     }
+    if (c->tls_timer) {
+        g_source_destroy(c->tls_timer);
+        g_clear_pointer(&c->tls_timer, g_source_unref);
+    }
     close(c->fd);
     c->fd = -1;
+    g_clear_pointer(&c->tls, rpc_tls_session_free);
     g_queue_clear_full(&c->outq, (GDestroyNotify)g_bytes_unref);
     c->out_bytes = 0;
     c->out_off = 0;
@@ -381,18 +393,37 @@ static gboolean client_can_dispatch(RpcServerClient *c)
 
 static gboolean client_io(gint fd, GIOCondition cond, gpointer data);
 
+static gboolean client_tls_pending(RpcServerClient *c)
+{
+    return c->tls && !c->tls_handshaking && rpc_tls_session_pending(c->tls) > 0;
+}
+
+/*
+ * Records gnutls decrypted already do not wake poll(): when input is
+ * wanted again after a pause, run the watch at once to take them.
+ */
+static void client_kick_tls_pending(RpcServerClient *c)
+{
+    if (c->watch && (c->watch_cond & G_IO_IN) && client_tls_pending(c))
+        g_source_set_ready_time(c->watch, 0);
+}
+
 static void client_update_watch(RpcServerClient *c)
 {
     GIOCondition want = 0;
 
     if (client_is_closed(c))
         return;
-    if (client_can_dispatch(c) && (!c->inbuf || c->in_off >= c->inbuf->len))
+    if (c->tls_handshaking)
+        want = c->tls_want_write ? G_IO_OUT : G_IO_IN;
+    else if (client_can_dispatch(c) && (!c->inbuf || c->in_off >= c->inbuf->len))
         want |= G_IO_IN;
     if (c->out_bytes)
         want |= G_IO_OUT;
-    if (c->watch && want == c->watch_cond)
+    if (c->watch && want == c->watch_cond) {
+        client_kick_tls_pending(c);
         return;
+    }
     if (c->watch) {
         g_source_destroy(c->watch);
         g_clear_pointer(&c->watch, g_source_unref);
@@ -404,6 +435,7 @@ static void client_update_watch(RpcServerClient *c)
     /* The server's list holds a reference for as long as the watch exists. */
     g_source_set_callback(c->watch, G_SOURCE_FUNC(client_io), c, NULL);
     g_source_attach(c->watch, c->srv->ctx);
+    client_kick_tls_pending(c);
 }
 
 static void client_queue(RpcServerClient *c, GBytes *pkt)
@@ -438,8 +470,21 @@ static void client_flush(RpcServerClient *c)
         GBytes *head = g_queue_peek_head(&c->outq);
         gsize size;
         const guint8 *p = g_bytes_get_data(head, &size);
-        ssize_t n = send(c->fd, p + c->out_off, size - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n;
 
+        if (c->tls) {
+            g_autoptr(GError) error = NULL;
+
+            n = rpc_tls_session_send(c->tls, p + c->out_off, size - c->out_off, &error);
+            if (n == RPC_TLS_AGAIN)
+                return;
+            if (n < 0) {
+                client_close_now(c, error->message);
+                return;
+            }
+        } else {
+            n = send(c->fd, p + c->out_off, size - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        }
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -458,6 +503,22 @@ static void client_flush(RpcServerClient *c)
         client_close_now(c, "closed after the last reply");
 }
 
+/* client_read_some() over TLS: one record, into c->inbuf sized READ_CHUNK. */
+static gboolean client_read_tls(RpcServerClient *c)
+{
+    g_autoptr(GError) error = NULL;
+    gssize n = rpc_tls_session_recv(c->tls, c->inbuf->data, READ_CHUNK, &error);
+
+    g_byte_array_set_size(c->inbuf, n > 0 ? n : 0);
+    if (n == RPC_TLS_AGAIN)
+        return FALSE;
+    if (n < 0)
+        client_close_now(c, error->message);
+    else if (n == 0)
+        client_close_now(c, "end of file");
+    return n > 0;
+}
+
 /* Reads once; FALSE when nothing more can be read now. */
 static gboolean client_read_some(RpcServerClient *c)
 {
@@ -469,6 +530,8 @@ static gboolean client_read_some(RpcServerClient *c)
 
     g_byte_array_set_size(c->inbuf, READ_CHUNK);
     c->in_off = 0;
+    if (c->tls)
+        return client_read_tls(c);
     iov.iov_base = c->inbuf->data;
     iov.iov_len = READ_CHUNK;
     msg.msg_iov = &iov;
@@ -505,18 +568,66 @@ static gboolean client_read_some(RpcServerClient *c)
     return TRUE;
 }
 
+/* One step of a TLS client's handshake; the loop calls it when the socket is ready. */
+static void client_tls_handshake(RpcServerClient *c)
+{
+    g_autoptr(GError) error = NULL;
+    static RateLimit tls_limit;
+    int suppressed;
+    GBytes *confirm;
+
+    switch (rpc_tls_session_handshake(c->tls, &error)) {
+    case RPC_TLS_WANT_READ:
+        c->tls_want_write = FALSE;
+        return;
+    case RPC_TLS_WANT_WRITE:
+        c->tls_want_write = TRUE;
+        return;
+    case RPC_TLS_FAILED:
+        if (ratelimit_allow(&tls_limit, &suppressed))
+            g_warning("client %" G_GUINT64_FORMAT ": refused: %s%s", c->id, error->message,
+                      suppressed ? " (and others)" : "");
+        client_close_now(c, error->message);
+        return;
+    case RPC_TLS_DONE:
+        break;
+    }
+    c->tls_handshaking = FALSE;
+    g_source_destroy(c->tls_timer);
+    g_clear_pointer(&c->tls_timer, g_source_unref);
+    c->authenticated = TRUE;    /* libvirtd's auth_tls = "none": the certificate is enough */
+    g_debug("client %" G_GUINT64_FORMAT ": TLS handshake done", c->id);
+    /* libvirt's client waits for this byte before its first call. */
+    confirm = g_bytes_new_static("\1", 1);
+    client_queue(c, confirm);
+    g_bytes_unref(confirm);
+}
+
 static gboolean client_io(gint fd, GIOCondition cond, gpointer data)
 {
     RpcServerClient *c = data;
 
     rpc_server_client_ref(c);
+    if (c->tls_handshaking) {
+        client_tls_handshake(c);
+        if (!client_is_closed(c))
+            client_update_watch(c);
+        rpc_server_client_unref(c);
+        return G_SOURCE_CONTINUE;
+    }
+    if (c->tls) {
+        /* Woken by client_kick_tls_pending(), or by the socket: either way, once. */
+        g_source_set_ready_time(c->watch, -1);
+        if (client_tls_pending(c))
+            cond |= G_IO_IN;
+    }
     if (cond & (G_IO_OUT | G_IO_ERR | G_IO_HUP))
         client_flush(c);
     /* Input left over from when the client was over a limit. */
     client_process_input(c);
     for (guint i = 0; i < READS_PER_WAKEUP && !client_is_closed(c); i++) {
-        if (!(cond & (G_IO_IN | G_IO_ERR | G_IO_HUP)) || !client_can_dispatch(c) ||
-            c->in_off < c->inbuf->len)
+        if (!(cond & (G_IO_IN | G_IO_ERR | G_IO_HUP) || client_tls_pending(c)) ||
+            !client_can_dispatch(c) || c->in_off < c->inbuf->len)
             break;
         if (!client_read_some(c))
             break;
@@ -757,6 +868,35 @@ static void client_process_input(RpcServerClient *c)
 
 /* --------------------------------------------------------------- accept */
 
+static gboolean client_tls_timeout(gpointer data)
+{
+    RpcServerClient *c = data;
+
+    g_debug("client %" G_GUINT64_FORMAT ": no TLS handshake within %d s", c->id,
+            TLS_HANDSHAKE_TIMEOUT_S);
+    client_close_now(c, "TLS handshake timed out");
+    return G_SOURCE_REMOVE;
+}
+
+static void client_start_tls(RpcServerClient *c, RpcTlsCreds *creds)
+{
+    g_autoptr(GError) error = NULL;
+
+    c->authenticated = FALSE;
+    c->tls = rpc_tls_session_new(creds, c->fd, NULL, &error);
+    if (!c->tls) {
+        g_warning("client %" G_GUINT64_FORMAT ": %s", c->id, error->message);
+        client_close_now(c, error->message);
+        return;
+    }
+    c->tls_handshaking = TRUE;
+    c->tls_want_write = FALSE;
+    c->tls_timer = g_timeout_source_new_seconds(TLS_HANDSHAKE_TIMEOUT_S);
+    g_source_set_callback(c->tls_timer, client_tls_timeout, c, NULL);
+    g_source_attach(c->tls_timer, c->srv->ctx);
+    client_update_watch(c);
+}
+
 static gboolean listener_io(gint fd, GIOCondition cond, gpointer data)
 {
     RpcListener *l = data;
@@ -784,6 +924,8 @@ static gboolean listener_io(gint fd, GIOCondition cond, gpointer data)
         c = client_new(srv, cfd, l->readonly);
         if (l->no_auth)
             c->authenticated = TRUE;    /* libvirtd's auth_tcp = "none" */
+        if (l->tls)
+            client_start_tls(c, l->tls);
     }
     return G_SOURCE_CONTINUE;
 }
@@ -812,6 +954,16 @@ gboolean rpc_server_add_tcp_listener(RpcServer *srv, int fd, GError **error)
     if (!rpc_server_add_listener(srv, fd, FALSE, error))
         return FALSE;
     ((RpcListener *)g_ptr_array_index(srv->listeners, srv->listeners->len - 1))->no_auth = TRUE;
+    return TRUE;
+}
+
+gboolean rpc_server_add_tls_listener(RpcServer *srv, int fd, RpcTlsCreds *creds,
+                                     GError **error)
+{
+    if (!rpc_server_add_listener(srv, fd, FALSE, error))
+        return FALSE;
+    ((RpcListener *)g_ptr_array_index(srv->listeners, srv->listeners->len - 1))->tls =
+        rpc_tls_creds_ref(creds);
     return TRUE;
 }
 

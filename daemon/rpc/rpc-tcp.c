@@ -149,30 +149,3 @@ int rpc_tcp_connect(const char *host, guint16 port, guint timeout_ms, GError **e
                     "unable to connect to server at '%s:%u': %s", host, port, g_strerror(err));
     return fd;
 }
-
-gboolean rpc_tcp_parse_uri(const char *uri, char **driver, char **host, guint16 *port,
-                           char **local_uri, GError **error)
-{
-    g_autoptr(GUri) u = g_uri_parse(uri, G_URI_FLAGS_NONE, NULL);
-    const char *scheme = u ? g_uri_get_scheme(u) : NULL;
-    const char *plus = scheme ? strchr(scheme, '+') : NULL;
-    g_autofree char *drv = NULL;
-
-    if (!plus || strcmp(plus, "+tcp") != 0 || !g_uri_get_host(u) || !*g_uri_get_host(u)) {
-        g_set_error(error, RPC_ERROR, RPC_ERROR_INVALID,
-                    "'%s' is not a DRIVER+tcp://HOST[:PORT]/PATH URI", uri);
-        return FALSE;
-    }
-    drv = g_strndup(scheme, plus - scheme);
-    if (strcmp(drv, "qemu") != 0 && strcmp(drv, "vireo") != 0) {
-        g_set_error(error, RPC_ERROR, RPC_ERROR_INVALID,
-                    "unsupported driver '%s' in URI '%s' (qemu or vireo)", drv, uri);
-        return FALSE;
-    }
-    *port = g_uri_get_port(u) > 0 ? (guint16)g_uri_get_port(u) : RPC_TCP_DEFAULT_PORT;
-    *host = g_strdup(g_uri_get_host(u));
-    *local_uri = g_strdup_printf("%s://%s", drv,
-                                 *g_uri_get_path(u) ? g_uri_get_path(u) : "/system");
-    *driver = g_steal_pointer(&drv);
-    return TRUE;
-}

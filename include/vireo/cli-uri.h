@@ -7,10 +7,13 @@
  *   vireo:///session                    $XDG_RUNTIME_DIR/vireo/vireo-sock
  *   qemu:///system                      /run/libvirt/libvirt-sock (libvirtd)
  *   qemu+unix:///system?socket=PATH     PATH
+ *   vireo+tcp://HOST[:PORT]/system      vireod --listen on HOST (16509)
+ *   vireo+tls://HOST[:PORT]/system      vireod --listen-tls on HOST (16514);
+ *                                       ?pkipath=DIR, ?no_verify=1 (rpc-remote.h)
  *
  * Read-only connections use the "-ro" socket next to the default one; a
- * socket= given in the URI is used as it is. Only local UNIX sockets: a
- * host name or another transport (ssh, tcp, tls) is refused. What
+ * socket= given in the URI is used as it is. A host name needs the tcp or
+ * tls transport; others (ssh, libssh) are refused. What
  * CONNECT_OPEN carries is the URI without transport and query, as
  * libvirt's remote driver sends it ("qemu:///system").
  *
@@ -20,6 +23,8 @@
 #define VIREO_CLI_URI_H
 
 #include <glib.h>
+
+#include "vireo/rpc-remote.h"
 
 #define CLI_URI_DEFAULT "vireo:///system"
 #define CLI_URI_VIREO_SYSTEM_SOCKET "/run/vireo/vireo-sock"
@@ -33,8 +38,9 @@ typedef struct CliUri {
     char *path;          /* "/system" or "/session" */
     char *socket;        /* the socket to connect to */
     char *open_name;     /* CONNECT_OPEN's name: "vireo:///system" */
-    char *host;          /* transport "tcp": the daemon's host (else NULL) */
-    guint16 port;        /* transport "tcp": its port (16509 by default) */
+    char *host;          /* transport "tcp" or "tls": the daemon's host (else NULL) */
+    guint16 port;        /* transport "tcp" or "tls": its port */
+    RpcRemoteUri *remote; /* transport "tcp" or "tls": the whole URI (else NULL) */
 } CliUri;
 
 /*

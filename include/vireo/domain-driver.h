@@ -33,6 +33,7 @@ typedef struct DomainDriverConfig {
     unsigned caps;              /* DomainRunCaps of that vireo-vmm */
     guint start_timeout_ms;     /* vireo-vmm's QMP must answer within (10000) */
     guint destroy_timeout_ms;   /* SIGTERM, then SIGKILL after (5000) */
+    const char *tls_dir;        /* --tls-dir, or NULL: ROOT/etc/pki (rpc-tls.h) */
 } DomainDriverConfig;
 
 /*

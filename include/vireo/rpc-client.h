@@ -26,6 +26,7 @@
 #include <glib.h>
 
 #include "vireo/rpc-message.h"
+#include "vireo/rpc-tls.h"
 
 typedef struct RpcClient RpcClient;
 typedef struct RpcClientStream RpcClientStream;
@@ -42,6 +43,11 @@ typedef struct RpcClientCallbacks {
 RpcClient *rpc_client_new_unix(const char *path, GError **error);
 /* Uses a connected socket; takes @fd, also on failure. */
 RpcClient *rpc_client_new_fd(int fd, GError **error);
+/*
+ * Uses a connected socket whose TLS handshake is done (rpc_tls_client_
+ * handshake()); takes @fd and @tls, also on failure. @tls NULL: plain.
+ */
+RpcClient *rpc_client_new_tls(int fd, RpcTlsSession *tls, GError **error);
 /* Closes the socket (no CONNECT_CLOSE: see rpc_client_close()) and frees. */
 void rpc_client_free(RpcClient *client);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(RpcClient, rpc_client_free)

@@ -26,6 +26,7 @@ typedef enum {
     RPC_ERROR_CLOSED,       /* the connection is closed */
     RPC_ERROR_TIMEOUT,      /* keepalive: the peer stopped answering */
     RPC_ERROR_INVALID,      /* a caller's mistake that is not a bug, e.g. NULL string */
+    RPC_ERROR_TLS,          /* TLS: certificate files, handshake, peer refused */
 } RpcErrorCode;
 
 #define RPC_REMOTE_ERROR rpc_remote_error_quark()

@@ -52,6 +52,7 @@
 #include <sys/types.h>
 
 #include "vireo/rpc-message.h"
+#include "vireo/rpc-tls.h"
 
 typedef struct RpcServer RpcServer;
 typedef struct RpcServerClient RpcServerClient;
@@ -133,6 +134,14 @@ gboolean rpc_server_add_listener(RpcServer *srv, int fd, gboolean readonly, GErr
  * (libvirtd's auth_tcp = "none": for trusted networks only).
  */
 gboolean rpc_server_add_tcp_listener(RpcServer *srv, int fd, GError **error);
+/*
+ * A listening TCP socket whose clients speak TLS with @creds (a reference
+ * is taken): each client is served once its handshake (driven by the
+ * loop, never blocking it) and the check of its certificate succeed;
+ * then it needs no further authentication (libvirtd's auth_tls = "none").
+ */
+gboolean rpc_server_add_tls_listener(RpcServer *srv, int fd, RpcTlsCreds *creds,
+                                     GError **error);
 /* Serves an already connected socket (socket activation, socketpair tests). */
 RpcServerClient *rpc_server_add_connection(RpcServer *srv, int fd, gboolean readonly,
                                            GError **error);

@@ -11,6 +11,8 @@
 #include "vireo/cli-conn.h"
 #include "vireo/cli-out.h"
 #include "vireo/cli-uri.h"
+#include "vireo/rpc-error.h"
+#include "vireo/rpc-remote.h"
 #include "vireo/util.h"
 
 static void test_uri(void **state)
@@ -64,6 +66,64 @@ static void test_uri(void **state)
     g_setenv(CLI_URI_ENV, "qemu:///system", TRUE);
     assert_string_equal(cli_uri_default(), "qemu:///system");
     g_unsetenv(CLI_URI_ENV);
+}
+
+/* Remote URIs (rpc-remote.h) and libvirt's TLS file layout (rpc-tls.h). */
+static void test_remote_uri(void **state)
+{
+    static const char *const bad[] = {
+        "vireo+tls:///system", "xen+tls://h/system", "vireo+tls://h/system?no_verify=2",
+        "vireo+ssh://h/system", "vireo:///system",
+    };
+    g_autoptr(RpcTlsFiles) f = NULL;
+
+    {
+        g_autoptr(RpcRemoteUri) u = rpc_remote_uri_parse("vireo+tls://h1/system", NULL);
+
+        assert_true(u->tls && !u->no_verify && !u->pkipath);
+        assert_int_equal(u->port, 16514);
+        assert_string_equal(u->host, "h1");
+        assert_string_equal(u->local_uri, "vireo:///system");
+    }
+    {
+        g_autoptr(RpcRemoteUri) u =
+            rpc_remote_uri_parse("qemu+tls://h1:1234/system?pkipath=/p%20q&no_verify=1", NULL);
+
+        assert_true(u->tls && u->no_verify);
+        assert_int_equal(u->port, 1234);
+        assert_string_equal(u->pkipath, "/p q");
+        assert_string_equal(u->local_uri, "qemu:///system");
+    }
+    {
+        g_autoptr(RpcRemoteUri) u = rpc_remote_uri_parse("vireo+tcp://[::1]/system", NULL);
+
+        assert_false(u->tls);
+        assert_int_equal(u->port, 16509);
+        assert_string_equal(u->host, "::1");
+    }
+    {
+        g_autoptr(CliUri) u = cli_uri_parse("vireo+tls://h2:99/system?pkipath=/x", FALSE, NULL);
+
+        assert_non_null(u->remote);
+        assert_string_equal(u->open_name, "vireo:///system");
+        assert_string_equal(u->remote->pkipath, "/x");
+    }
+    for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autoptr(GError) error = NULL;
+        g_autoptr(RpcRemoteUri) u = rpc_remote_uri_parse(bad[i], &error);
+
+        assert_null(u);
+        assert_true(g_error_matches(error, RPC_ERROR, RPC_ERROR_INVALID));
+    }
+    f = rpc_tls_files_new(RPC_TLS_SERVER, "/r", NULL);
+    assert_string_equal(f->cacert, "/r/etc/pki/CA/cacert.pem");
+    assert_string_equal(f->cert, "/r/etc/pki/vireo/servercert.pem");
+    assert_string_equal(f->key, "/r/etc/pki/vireo/private/serverkey.pem");
+    rpc_tls_files_free(f);
+    f = rpc_tls_files_new(RPC_TLS_CLIENT, "/r", "/d");
+    assert_string_equal(f->cacert, "/d/cacert.pem");
+    assert_string_equal(f->cert, "/d/clientcert.pem");
+    assert_string_equal(f->key, "/d/clientkey.pem");
 }
 
 static void test_split(void **state)
@@ -205,6 +265,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_uri),
+        cmocka_unit_test(test_remote_uri),
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_parse),
         cmocka_unit_test(test_misc),

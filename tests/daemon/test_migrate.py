@@ -3,7 +3,8 @@
 """Peer-to-peer live migration between two vireods (docs/daemon.md, "Migration").
 
 Two "hosts": two network namespaces joined by a veth pair, each with its
-own vireod (--root in its own directory, --listen on its address). The
+own vireod (--root in its own directory, --listen on its address, and
+--listen-tls with certificates from certtool when gnutls-bin is there). The
 domains run tests/guest/migrate-dirty.c, which dirties its RAM and checks
 its whole pattern every pass, printing "VIREO-GUEST: error" on a mismatch.
 
@@ -25,6 +26,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_vireod import Failure, check, domain_xml, wait_for  # noqa: E402
+import test_tls  # noqa: E402
 
 SKIP = 77
 ADDR = {'A': '10.231.77.1', 'B': '10.231.77.2'}
@@ -45,7 +47,7 @@ def run(*argv, ok=True, timeout=120):
 class Host:
     """A network namespace with a vireod listening on TCP."""
 
-    def __init__(self, args, tag, tmp, ns):
+    def __init__(self, args, tag, tmp, ns, pki=None):
         self.args = args
         self.tag = tag
         self.ns = ns
@@ -55,6 +57,17 @@ class Host:
         self.sock = os.path.join(self.root, 'run/vireo/vireo-sock')
         self.uri = 'qemu+unix:///system?socket=' + self.sock
         self.tcp_uri = 'vireo+tcp://%s/system' % self.addr
+        self.tls_uri = 'vireo+tls://%s/system' % self.addr if pki else None
+        if pki:
+            # libvirt's layout under --root: the server side for --listen-tls,
+            # the client side for the daemon's own connection to its peer.
+            server = pki.issue('server-' + tag, pki.cacert, True, ips=[self.addr])
+            client = pki.issue('client-' + tag, pki.cacert, False)
+            test_tls.install({'etc/pki/CA/cacert.pem': pki.cacert[0],
+                              'etc/pki/vireo/servercert.pem': server[0],
+                              'etc/pki/vireo/private/serverkey.pem': server[1],
+                              'etc/pki/vireo/clientcert.pem': client[0],
+                              'etc/pki/vireo/private/clientkey.pem': client[1]}, self.root)
         self.proc = None
         self.start()
 
@@ -62,7 +75,8 @@ class Host:
         self.log = open(os.path.join(self.root, 'vireod.log'), 'ab')
         self.proc = subprocess.Popen(
             ['ip', 'netns', 'exec', self.ns, self.args.vireod, '--root', self.root,
-             '--vmm', self.args.vmm, '--listen', self.addr, '-v'],
+             '--vmm', self.args.vmm, '--listen', self.addr, '-v'] +
+            (['--listen-tls', self.addr] if self.tls_uri else []),
             stdout=self.log, stderr=self.log)
         wait_for(lambda: self.proc.poll() is None and os.path.exists(self.sock) and
                  run('virsh', '-c', self.uri, 'uri', ok=False).returncode == 0, 10,
@@ -335,6 +349,24 @@ def t_virsh_p2p(ctx):
     A.virsh('undefine', 'v1')
 
 
+def t_tls(ctx):
+    """The daemons talk over TLS (vireod --listen-tls, its own client certificate)."""
+    A, B = ctx.hosts['A'], ctx.hosts['B']
+    ctx.define(A, 't1', mem=16, dirty=16)
+    A.vireo('migrate', '--live', '--verbose', 't1', B.tls_uri)
+    check(B.state('t1') == 'running (migrated)', 'B: t1 is %r' % B.state('t1'))
+    ctx.one_vmm('t1', B)
+    ctx.check_guest('t1', B)
+    # ... and back with Debian's virsh naming the destination qemu+tls://.
+    p = run('virsh', '-c', B.uri, 'migrate', '--p2p', '--live', 't1',
+            'qemu+tls://%s/system' % A.addr, ok=False)
+    check(p.returncode == 0, 'virsh migrate --p2p over tls failed: %s' % p.stderr)
+    check(A.state('t1') == 'running (migrated)', 'A: t1 is %r' % A.state('t1'))
+    ctx.check_guest('t1', A)
+    A.virsh('destroy', 't1')
+    A.virsh('undefine', 't1')
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--vireod', required=True)
@@ -357,8 +389,16 @@ def main():
         except Failure as e:
             log('SKIP: cannot create network namespaces: %s' % e)
             return SKIP
-        ctx.hosts = {t: Host(args, t, ctx.tmp, ctx.ns[t]) for t in 'AB'}
+        pki = None
+        if test_tls.CERTTOOL:
+            pki = test_tls.Pki(os.path.join(ctx.tmp, 'pki'))
+            pki.cacert = pki.ca('vireo-migrate-ca')
+        else:
+            log('certtool missing: no TLS case')
+        ctx.hosts = {t: Host(args, t, ctx.tmp, ctx.ns[t], pki) for t in 'AB'}
         tests = [t_live_and_back, t_persistent, t_cancel, t_evacuate, t_virsh_p2p]
+        if pki:
+            tests.append(t_tls)
         for t in tests:
             if args.only and args.only not in t.__name__:
                 continue
