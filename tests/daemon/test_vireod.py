@@ -958,7 +958,8 @@ def t_save_job(ctx):
     res.clear()
     t0 = time.time()
     t.start()
-    out = wait_for(lambda: (lambda o: o if 'Unbounded' in o else None)(
+    # The job exists before the VMM reports any data: wait for figures.
+    out = wait_for(lambda: (lambda o: o if 'Unbounded' in o and 'Data total:' in o else None)(
         virsh(d.uri, 'domjobinfo', 'big', ok=False).stdout), 10, 'domjobinfo Unbounded')
     t.join(120)
     log('save of 1 GiB guest: %.2f s, %d bytes' % (time.time() - t0, os.path.getsize(img)))
