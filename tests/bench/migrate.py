@@ -1,12 +1,30 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Migration benchmark: an idle 1 GiB guest (the powerbutton program, waiting
-in HLT) moved between two vireo-vmm processes over a unix socket, and saved
-to / restored from a file. Prints total time, downtime and bytes (median of
-N runs). QEMU's figures can come later in the same shape.
+"""Migration benchmark: vireo-vmm beside QEMU, live pre-copy over loopback.
+
+Both VMMs boot the same guest, tests/guest/migrate-dirty.elf (vireo-vmm at
+its 64-bit entry, QEMU 7.2 as -M microvm through its PVH note), which fills
+mem= MiB of RAM with a pattern at CPL3, then either stays idle in HLT
+(dirty=0) or rewrites rate= KiB per second. Cases: a 1 GiB guest (1000 MiB
+of pattern) and a 4 GiB guest (3000 MiB of pattern: all of low RAM; the
+1 GiB mapped above 4 GiB is never touched on either side), each idle and
+dirtying about 100 MB/s.
+
+Each VM is filled once and then migrated N times over unix sockets,
+A -> B -> C ..., at most two VMs alive at once; total time, downtime and
+bytes are QEMU's query-migrate fields (ram.transferred), the medians of the
+N hops. Same settings on both: downtime-limit 50 ms, max-bandwidth 1 TiB/s
+(QEMU's default is 128 MiB/s), no compression, no multifd, no xbzrle.
+
+Then, vireo-vmm only: an untouched 1 GiB guest saved to and restored from
+a file (RAM never written is skipped, so these figures are small).
+
+Prints figures, ratios and whether the targets are met (total time <= 0.5x
+QEMU's; downtime <= 50 ms on the idle 1 GiB case); nothing fails on them.
 """
 import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -16,86 +34,305 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "integration"))
-from qmp_test import QmpClient  # noqa: E402
+from qmp_test import QmpClient, TestFailure  # noqa: E402
+
+PAGE = 4096
+DOWNTIME_LIMIT_MS = 50
+MAX_BANDWIDTH = 1 << 40
+DIRTY_MB_S = 100
+# (name, RAM, MiB of pattern, idle)
+CASES = [("1 GiB idle", "1G", 1000, True),
+         ("1 GiB dirty", "1G", 1000, False),
+         ("4 GiB idle", "4G", 3000, True),
+         ("4 GiB dirty", "4G", 3000, False)]
 
 
-def start(vmm, guest, tmp, tag, extra=()):
+def connect_qmp(path, tag, proc, strict, timeout=30):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            c = QmpClient(path, tag, strict=strict, timeout=60)
+            break
+        except (FileNotFoundError, ConnectionRefusedError):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("%s did not start (status %s)" % (tag, proc.poll()))
+            time.sleep(0.005)
+    c.read_message()
+    c.ok("qmp_capabilities")
+    return c
+
+
+class Guest:
+    """One migrate-dirty VM under vireo-vmm or QEMU, serial to a file, QMP on a socket."""
+
+    def __init__(self, args, kind, tmp, tag, ram, cmdline, incoming=None):
+        self.tag = tag
+        self.kind = kind
+        self.serial_path = os.path.join(tmp, tag + ".serial")
+        qmp = os.path.join(tmp, tag + ".qmp")
+        if kind == "vireo":
+            cmd = [args.vmm, "--kernel", args.guest, "--memory", ram, "--debug-exit",
+                   "--cmdline", cmdline, "--serial", "file:" + self.serial_path,
+                   "--qmp", "unix:" + qmp]
+            if incoming:
+                cmd += ["--incoming", incoming]
+        else:
+            cmd = ["qemu-system-x86_64", "-enable-kvm", "-M", "microvm", "-nodefaults",
+                   "-display", "none", "-m", ram, "-kernel", args.guest, "-append", cmdline,
+                   "-serial", "file:" + self.serial_path,
+                   "-device", "isa-debug-exit,iobase=0x501,iosize=1",
+                   "-qmp", "unix:%s,server=on,wait=off" % qmp]
+            if incoming:
+                cmd += ["-incoming", incoming]
+        self.log = open(os.path.join(tmp, tag + ".log"), "wb")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=self.log)
+        self.qmp = connect_qmp(qmp, tag, self.proc, strict=(kind == "vireo"))
+
+    def serial(self):
+        try:
+            with open(self.serial_path, "rb") as f:
+                return f.read().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_serial(self, text, timeout):
+        deadline = time.monotonic() + timeout
+        while text not in self.serial():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("%s: no %r on serial (status %s): %r" %
+                                   (self.tag, text, self.proc.poll(), self.serial()[-300:]))
+            time.sleep(0.05)
+
+    def kill(self):
+        self.qmp.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+
+
+def dirty_rate(guest, seconds):
+    """MB/s the guest rewrites, from the host times at which its progress lines appear."""
+    seen = []
+    deadline = time.monotonic() + seconds
+    last = None
+    while time.monotonic() < deadline or len(seen) < 2:
+        m = re.findall(r"progress: pass \d+ ok, (\d+) pages rewritten", guest.serial())
+        if m and m[-1] != last:
+            last = m[-1]
+            seen.append((time.monotonic(), int(last)))
+        if time.monotonic() > deadline + 30:
+            raise RuntimeError("%s: no progress lines: %r" % (guest.tag, guest.serial()[-300:]))
+        time.sleep(0.02)
+    (t0, p0), (t1, p1) = seen[0], seen[-1]
+    return (p1 - p0) * PAGE / (t1 - t0) / 1e6
+
+
+def wait_migration(c, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        info = c.ok("query-migrate")
+        if info.get("status") in ("completed", "failed", "cancelled"):
+            return info
+        if time.monotonic() > deadline:
+            c.ok("migrate_cancel")
+            return {"status": "timeout after %d s" % timeout}
+        time.sleep(0.01)
+
+
+def wait_running(guest, timeout=30):
+    deadline = time.monotonic() + timeout
+    while guest.qmp.ok("query-status")["status"] != "running":
+        if time.monotonic() > deadline:
+            raise RuntimeError("%s is not running after the migration" % guest.tag)
+        time.sleep(0.01)
+
+
+def set_params(guest):
+    c = guest.qmp
+    if guest.kind == "qemu":
+        # Off by default; vireo-vmm has no capabilities (zstd is a parameter, off by default).
+        c.ok("migrate-set-capabilities", {"capabilities": [
+            {"capability": cap, "state": False} for cap in ("compress", "xbzrle", "multifd")]})
+    c.ok("migrate-set-parameters", {"downtime-limit": DOWNTIME_LIMIT_MS,
+                                    "max-bandwidth": MAX_BANDWIDTH})
+
+
+def guest_cmdline(args, pattern_mib, idle):
+    if idle:
+        return "mem=%d dirty=0 seconds=100000" % pattern_mib
+    # rate= counts guest TSC seconds; the guest assumes 3 GHz without a TSC leaf.
+    kib = DIRTY_MB_S * 1e6 / 1024 * 3e6 / args.host_tsc_khz
+    return "mem=%d rate=%d seconds=100000" % (pattern_mib, kib)
+
+
+def run_case(args, tmp, kind, case):
+    """Fills one VM, migrates it args.runs times; returns (hops, MB/s dirtied, error)."""
+    name, ram, pattern_mib, idle = case
+    # Unique per case: vireo-vmm appends to an existing --serial file.
+    tag = "%s-%s-%s" % (kind, ram, "idle" if idle else "dirty")
+    cmdline = guest_cmdline(args, pattern_mib, idle)
+    cur = Guest(args, kind, tmp, tag + "-0", ram, cmdline)
+    hops, rate, error = [], None, None
+    try:
+        cur.wait_serial("VIREO-GUEST: filled", 600)
+        if idle:
+            cur.wait_serial("migrate-dirty: idle", 60)
+            time.sleep(1)
+        else:
+            rate = dirty_rate(cur, 4)
+        for i in range(1, args.runs + 1):
+            sock = os.path.join(tmp, "%s-%d.sock" % (tag, i))
+            dst = Guest(args, kind, tmp, "%s-%d" % (tag, i), ram, cmdline, "unix:" + sock)
+            try:
+                set_params(cur)
+                cur.qmp.ok("migrate", {"uri": "unix:" + sock})
+                info = wait_migration(cur.qmp, args.timeout)
+                if info["status"] != "completed":
+                    error = "hop %d: %s" % (i, info["status"])
+                    dst.kill()
+                    break
+                hops.append((info["total-time"], info["downtime"], info["ram"]["transferred"]))
+                wait_running(dst)
+            except BaseException:
+                dst.kill()
+                raise
+            cur.kill()
+            cur = dst
+            time.sleep(1.5)     # the dirtying guest settles on its new host
+        if "error:" in cur.serial() or "FAIL" in cur.serial():
+            error = "guest: " + cur.serial()[-200:]
+    finally:
+        cur.kill()
+    return hops, rate, error
+
+
+def host_tsc_khz():
+    # A guest's cpu MHz is its TSC frequency.
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("cpu MHz"):
+                return float(line.split(":")[1]) * 1000
+    return 3e6
+
+
+def bench_live(args, tmp):
+    print("== live migration over unix sockets: vireo-vmm vs QEMU, median of %d hops ==" %
+          args.runs, flush=True)
+    results = []
+    for case in CASES:
+        if case[0] not in args.cases:
+            continue
+        row = {}
+        for kind in ("vireo", "qemu"):
+            try:
+                hops, rate, error = run_case(args, tmp, kind, case)
+            except (RuntimeError, OSError, TestFailure) as e:
+                hops, rate, error = [], None, str(e)
+            med = ([statistics.median(col) for col in zip(*hops)]
+                   if len(hops) == args.runs else None)
+            row[kind] = (med, rate, error, hops)
+            print("  %-12s %-6s hops (total ms, downtime ms, bytes): %s%s%s" % (
+                case[0], kind, hops, "" if rate is None else ", dirtying %.0f MB/s" % rate,
+                "" if not error else ", FAILED: " + error), flush=True)
+        results.append((case, row))
+    print()
+    print("%-12s %28s %28s %21s" % ("", "vireo-vmm", "QEMU 7.2 (microvm)", "vireo / QEMU"))
+    print("%-12s %8s %8s %10s %8s %8s %10s %6s %6s %7s  %s" % (
+        "case", "total", "down", "MiB", "total", "down", "MiB",
+        "total", "down", "bytes", "target"))
+    for case, row in results:
+        (v, _, ve, _), (q, _, qe, _) = row["vireo"], row["qemu"]
+        cells = []
+        for m in (v, q):
+            cells += (["%8.0f" % m[0], "%8.0f" % m[1], "%10.1f" % (m[2] / 2**20)] if m
+                      else ["%8s" % "n/a", "%8s" % "n/a", "%10s" % "n/a"])
+        if v and q:
+            ratios = ["%5.2fx" % (v[0] / q[0]),
+                      "%5.2fx" % (v[1] / q[1]) if q[1] else "%6s" % "-",
+                      "%6.2fx" % (v[2] / q[2])]
+            met = v[0] <= 0.5 * q[0]
+            target = "total <= 0.5x: %s" % ("met" if met else "NOT met")
+            if case[0] == "1 GiB idle":
+                target += "; downtime <= %d ms: %s" % (
+                    DOWNTIME_LIMIT_MS, "met" if v[1] <= DOWNTIME_LIMIT_MS else "NOT met")
+        else:
+            ratios = ["%6s" % "n/a"] * 3
+            target = "n/a: " + (ve or qe or "")
+        print("%-12s %s %s %s %s  %s" % (case[0], " ".join(cells[:3]), " ".join(cells[3:]),
+                                        ratios[0], ratios[1], ratios[2]) + "  " + target)
+    rates = ["%s: vireo %.0f, QEMU %.0f MB/s" % (case[0], row["vireo"][1] or 0,
+                                                 row["qemu"][1] or 0)
+             for case, row in results if not case[3]]
+    print("times in ms; MiB = ram.transferred from query-migrate")
+    if rates:
+        print("dirtying rate measured before the first hop (guest progress lines): " +
+              "; ".join(rates))
+
+
+def start_untouched(vmm, guest, tmp, tag, extra=()):
     qmp = os.path.join(tmp, tag + ".qmp")
     proc = subprocess.Popen([vmm, "--kernel", guest, "--memory", "1G", "--serial", "none",
                              "--qmp", "unix:" + qmp] + list(extra),
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            c = QmpClient(qmp, tag, strict=True)
-            break
-        except (FileNotFoundError, ConnectionRefusedError):
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("%s did not start" % tag)
-            time.sleep(0.005)
-    c.read_message()
-    c.ok("qmp_capabilities")
-    return proc, c
+    return proc, connect_qmp(qmp, tag, proc, strict=True, timeout=10)
 
 
-def wait_done(c):
-    while True:
-        info = c.ok("query-migrate")
-        if info.get("status") in ("completed", "failed", "cancelled"):
-            return info
-        time.sleep(0.005)
-
-
-def one_run(args, tmp):
-    sock = os.path.join(tmp, "m.sock")
-    src, s = start(args.vmm, args.guest, tmp, "src")
-    dst, d = start(args.vmm, args.guest, tmp, "dst", ["--incoming", "unix:" + sock])
-    time.sleep(0.3)
-    s.ok("migrate-set-parameters", {"max-bandwidth": 0})
-    s.ok("migrate", {"uri": "unix:" + sock})
-    live = wait_done(s)
-    d_info = wait_done(d)
+def untouched_run(args, tmp):
     path = os.path.join(tmp, "state")
-    s.ok("migrate", {"uri": "file:" + path})   # postmigrate: a stopped VM
-    saved = wait_done(s)
+    src, s = start_untouched(args.vmm, args.idle_guest, tmp, "src")
+    time.sleep(0.3)
+    s.ok("migrate", {"uri": "file:" + path})
+    saved = wait_migration(s, 60)
     t0 = time.perf_counter()
-    rst, r = start(args.vmm, args.guest, tmp, "rst", ["--incoming", "file:" + path])
-    restored = wait_done(r)
+    rst, r = start_untouched(args.vmm, args.idle_guest, tmp, "rst",
+                             ["--incoming", "file:" + path])
+    restored = wait_migration(r, 60)
     wall = (time.perf_counter() - t0) * 1000
-    for p, c in ((src, s), (dst, d), (rst, r)):
+    for p, c in ((src, s), (rst, r)):
         c.close()
         p.kill()
         p.wait()
-    assert live["status"] == saved["status"] == restored["status"] == "completed", \
-        (live, saved, restored)
-    return (live["total-time"], live["downtime"], live["ram"]["transferred"],
-            d_info["total-time"], saved["total-time"], os.path.getsize(path),
-            restored["total-time"], wall)
+    assert saved["status"] == restored["status"] == "completed", (saved, restored)
+    return (saved["total-time"], os.path.getsize(path), restored["total-time"], wall)
+
+
+def bench_untouched(args, tmp):
+    runs = [untouched_run(args, tmp) for _ in range(args.runs)]
+    med = [statistics.median(col) for col in zip(*runs)]
+    print("\n== vireo-vmm save/restore: untouched 1 GiB guest (powerbutton, HLT), "
+          "median of %d ==" % args.runs)
+    print("%-52s %10.0f ms" % ("save to file (running VM): total time", med[0]))
+    print("%-52s %10.0f KiB" % ("save to file: file size", med[1] / 1024))
+    print("%-52s %10.0f ms" % ("restore from file: stream read + load", med[2]))
+    print("%-52s %10.0f ms" % ("restore from file: exec -> completed (with QMP)", med[3]))
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--build", required=True)
-    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--runs", type=int, default=3, help="hops per case and VMM")
+    p.add_argument("--timeout", type=int, default=120, help="seconds per migration")
+    p.add_argument("--cases", default=",".join(c[0] for c in CASES),
+                   help="comma-separated subset of: " + ", ".join(c[0] for c in CASES))
     args = p.parse_args()
+    args.cases = args.cases.split(",")
     args.vmm = os.path.join(args.build, "vmm", "vireo-vmm")
-    args.guest = os.path.join(args.build, "tests", "guest", "powerbutton.elf")
+    args.guest = os.path.join(args.build, "tests", "guest", "migrate-dirty.elf")
+    args.idle_guest = os.path.join(args.build, "tests", "guest", "powerbutton.elf")
+    args.host_tsc_khz = host_tsc_khz()
+    if shutil.which("qemu-system-x86_64") is None:
+        print("migration benchmark skipped: no qemu-system-x86_64")
+        return 0
     tmp = tempfile.mkdtemp(prefix="vireo-bench-migrate-")
     try:
-        runs = [one_run(args, tmp) for _ in range(args.runs)]
+        bench_live(args, tmp)
+        bench_untouched(args, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    med = [statistics.median(col) for col in zip(*runs)]
-    print("== migration: idle 1 GiB guest, median of %d ==" % args.runs)
-    print("%-52s %10.0f ms" % ("live over unix: total time", med[0]))
-    print("%-52s %10.0f ms" % ("live over unix: downtime", med[1]))
-    print("%-52s %10.0f KiB" % ("live over unix: bytes sent", med[2] / 1024))
-    print("%-52s %10.0f ms" % ("live over unix: destination stream time", med[3]))
-    print("%-52s %10.0f ms" % ("save to file (stopped VM): total time", med[4]))
-    print("%-52s %10.0f KiB" % ("save to file: file size", med[5] / 1024))
-    print("%-52s %10.0f ms" % ("restore from file: stream read + load", med[6]))
-    print("%-52s %10.0f ms" % ("restore from file: exec -> completed (with QMP)", med[7]))
     return 0
 
 
