@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* TLS for the remote protocol with gnutls (include/vireo/rpc-tls.h). */
+#include <dlfcn.h>
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
@@ -11,6 +12,85 @@
 
 #include "vireo/rpc-error.h"
 #include "vireo/rpc-tls.h"
+
+/*
+ * gnutls is loaded with the first credentials, not at start: linked in,
+ * its constructor and relocations cost every vireod and vireo about
+ * 2.5 MiB of RSS whether or not TLS is configured. Only this file calls
+ * it, through this table.
+ */
+#define GNUTLS_SONAME "libgnutls.so.30"
+#define TLS_FUNCTIONS(X) \
+    X(gnutls_alert_get) \
+    X(gnutls_alert_get_name) \
+    X(gnutls_alert_send) \
+    X(gnutls_certificate_allocate_credentials) \
+    X(gnutls_certificate_free_credentials) \
+    X(gnutls_certificate_send_x509_rdn_sequence) \
+    X(gnutls_certificate_server_set_request) \
+    X(gnutls_certificate_set_x509_key_file) \
+    X(gnutls_certificate_set_x509_trust_file) \
+    X(gnutls_certificate_verification_status_print) \
+    X(gnutls_certificate_verify_peers2) \
+    X(gnutls_certificate_verify_peers3) \
+    X(gnutls_credentials_set) \
+    X(gnutls_deinit) \
+    X(gnutls_error_is_fatal) \
+    X(gnutls_handshake) \
+    X(gnutls_init) \
+    X(gnutls_load_file) \
+    X(gnutls_record_check_pending) \
+    X(gnutls_record_get_direction) \
+    X(gnutls_record_recv) \
+    X(gnutls_record_send) \
+    X(gnutls_server_name_set) \
+    X(gnutls_set_default_priority) \
+    X(gnutls_strerror) \
+    X(gnutls_transport_set_int2) \
+    X(gnutls_x509_crt_deinit) \
+    X(gnutls_x509_crt_get_activation_time) \
+    X(gnutls_x509_crt_get_expiration_time) \
+    X(gnutls_x509_crt_import) \
+    X(gnutls_x509_crt_init) \
+    X(gnutls_x509_crt_list_import2) \
+    X(gnutls_x509_crt_verify)
+
+static struct {
+#define TLS_FIELD(f) __typeof__(&f) f;
+    TLS_FUNCTIONS(TLS_FIELD)
+#undef TLS_FIELD
+    gnutls_free_function free;      /* a variable in gnutls, not a function */
+} tls;
+
+static gpointer tls_load_once(gpointer unused)
+{
+    void *lib = dlopen(GNUTLS_SONAME, RTLD_NOW | RTLD_LOCAL);
+    gnutls_free_function *free_fn;
+
+    (void)unused;
+    if (!lib)
+        return g_strdup_printf("cannot load %s: %s", GNUTLS_SONAME, dlerror());
+#define TLS_RESOLVE(f) \
+    if (!(*(void **)&tls.f = dlsym(lib, #f))) \
+        return g_strdup_printf("%s has no %s", GNUTLS_SONAME, #f);
+    TLS_FUNCTIONS(TLS_RESOLVE)
+#undef TLS_RESOLVE
+    free_fn = dlsym(lib, "gnutls_free");
+    if (!free_fn)
+        return g_strdup_printf("%s has no gnutls_free", GNUTLS_SONAME);
+    tls.free = *free_fn;
+    return NULL;                    /* the library stays loaded for the process */
+}
+
+static gboolean tls_load(GError **error)
+{
+    static GOnce once = G_ONCE_INIT;
+    const char *failure = g_once(&once, tls_load_once, NULL);
+
+    if (failure)
+        g_set_error(error, RPC_ERROR, RPC_ERROR_TLS, "TLS: %s", failure);
+    return failure == NULL;
+}
 
 struct RpcTlsCreds {
     gint ref;                       /* atomic */
@@ -92,8 +172,8 @@ static gboolean check_times(gnutls_x509_crt_t crt, const char *what, const char 
                             GError **error)
 {
     time_t now = time(NULL);
-    time_t not_before = gnutls_x509_crt_get_activation_time(crt);
-    time_t not_after = gnutls_x509_crt_get_expiration_time(crt);
+    time_t not_before = tls.gnutls_x509_crt_get_activation_time(crt);
+    time_t not_after = tls.gnutls_x509_crt_get_expiration_time(crt);
 
     if (not_after != (time_t)-1 && not_after < now) {
         g_autofree char *when = format_time(not_after);
@@ -113,11 +193,11 @@ static gboolean check_times(gnutls_x509_crt_t crt, const char *what, const char 
 
 static gboolean load_pem(const char *path, gnutls_datum_t *out, GError **error)
 {
-    int rc = gnutls_load_file(path, out);
+    int rc = tls.gnutls_load_file(path, out);
 
     if (rc < 0) {
         g_set_error(error, RPC_ERROR, RPC_ERROR_TLS, "cannot load '%s': %s", path,
-                    gnutls_strerror(rc));
+                    tls.gnutls_strerror(rc));
         return FALSE;
     }
     return TRUE;
@@ -139,45 +219,45 @@ static gboolean check_own_cert(const RpcTlsFiles *files, const char *what, GErro
 
     if (!load_pem(files->cacert, &ca_pem, error) || !load_pem(files->cert, &cert_pem, error))
         goto out;
-    rc = gnutls_x509_crt_list_import2(&cas, &ncas, &ca_pem, GNUTLS_X509_FMT_PEM, 0);
+    rc = tls.gnutls_x509_crt_list_import2(&cas, &ncas, &ca_pem, GNUTLS_X509_FMT_PEM, 0);
     if (rc < 0 || ncas == 0) {
         g_set_error(error, RPC_ERROR, RPC_ERROR_TLS, "no CA certificate in '%s': %s",
-                    files->cacert, rc < 0 ? gnutls_strerror(rc) : "empty file");
+                    files->cacert, rc < 0 ? tls.gnutls_strerror(rc) : "empty file");
         goto out;
     }
     for (unsigned int i = 0; i < ncas; i++) {
         if (!check_times(cas[i], "CA certificate", files->cacert, error))
             goto out;
     }
-    if ((rc = gnutls_x509_crt_init(&crt)) < 0 ||
-        (rc = gnutls_x509_crt_import(crt, &cert_pem, GNUTLS_X509_FMT_PEM)) < 0) {
+    if ((rc = tls.gnutls_x509_crt_init(&crt)) < 0 ||
+        (rc = tls.gnutls_x509_crt_import(crt, &cert_pem, GNUTLS_X509_FMT_PEM)) < 0) {
         g_set_error(error, RPC_ERROR, RPC_ERROR_TLS, "invalid %s '%s': %s", what, files->cert,
-                    gnutls_strerror(rc));
+                    tls.gnutls_strerror(rc));
         goto out;
     }
     if (!check_times(crt, what, files->cert, error))
         goto out;
-    rc = gnutls_x509_crt_verify(crt, cas, ncas, 0, &status);
+    rc = tls.gnutls_x509_crt_verify(crt, cas, ncas, 0, &status);
     if (rc < 0 || status) {
         gnutls_datum_t text = { 0 };
 
         if (rc >= 0)
-            gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &text, 0);
+            tls.gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &text, 0);
         g_set_error(error, RPC_ERROR, RPC_ERROR_TLS, "%s '%s' is not issued by the CA in '%s': %s",
                     what, files->cert, files->cacert,
-                    rc < 0 ? gnutls_strerror(rc) : (const char *)text.data);
-        gnutls_free(text.data);
+                    rc < 0 ? tls.gnutls_strerror(rc) : (const char *)text.data);
+        tls.free(text.data);
         goto out;
     }
     ok = TRUE;
 out:
     if (crt)
-        gnutls_x509_crt_deinit(crt);
+        tls.gnutls_x509_crt_deinit(crt);
     for (unsigned int i = 0; i < ncas; i++)
-        gnutls_x509_crt_deinit(cas[i]);
-    gnutls_free(cas);
-    gnutls_free(ca_pem.data);
-    gnutls_free(cert_pem.data);
+        tls.gnutls_x509_crt_deinit(cas[i]);
+    tls.free(cas);
+    tls.free(ca_pem.data);
+    tls.free(cert_pem.data);
     return ok;
 }
 
@@ -190,28 +270,29 @@ RpcTlsCreds *rpc_tls_creds_new(RpcTlsRole role, const RpcTlsFiles *files,
     int rc;
 
     if (!check_readable("CA certificate", files->cacert, error) ||
-        !check_readable(what, files->cert, error) || !check_readable(kwhat, files->key, error))
+        !check_readable(what, files->cert, error) || !check_readable(kwhat, files->key, error) ||
+        !tls_load(error))
         return NULL;
     creds = g_new0(RpcTlsCreds, 1);
     creds->ref = 1;
     creds->role = role;
     creds->verify_peer = verify_peer;
-    rc = gnutls_certificate_allocate_credentials(&creds->x509);
+    rc = tls.gnutls_certificate_allocate_credentials(&creds->x509);
     if (rc < 0) {
-        g_set_error(error, RPC_ERROR, RPC_ERROR_TLS, "gnutls: %s", gnutls_strerror(rc));
+        g_set_error(error, RPC_ERROR, RPC_ERROR_TLS, "gnutls: %s", tls.gnutls_strerror(rc));
         return NULL;
     }
-    rc = gnutls_certificate_set_x509_trust_file(creds->x509, files->cacert, GNUTLS_X509_FMT_PEM);
+    rc = tls.gnutls_certificate_set_x509_trust_file(creds->x509, files->cacert, GNUTLS_X509_FMT_PEM);
     if (rc <= 0) {
         g_set_error(error, RPC_ERROR, RPC_ERROR_TLS, "no CA certificate in '%s': %s",
-                    files->cacert, rc < 0 ? gnutls_strerror(rc) : "empty file");
+                    files->cacert, rc < 0 ? tls.gnutls_strerror(rc) : "empty file");
         return NULL;
     }
-    rc = gnutls_certificate_set_x509_key_file(creds->x509, files->cert, files->key,
+    rc = tls.gnutls_certificate_set_x509_key_file(creds->x509, files->cert, files->key,
                                               GNUTLS_X509_FMT_PEM);
     if (rc < 0) {
         g_set_error(error, RPC_ERROR, RPC_ERROR_TLS, "cannot use %s '%s' with key '%s': %s",
-                    what, files->cert, files->key, gnutls_strerror(rc));
+                    what, files->cert, files->key, tls.gnutls_strerror(rc));
         return NULL;
     }
     if (!check_own_cert(files, what, error))
@@ -230,7 +311,7 @@ void rpc_tls_creds_unref(RpcTlsCreds *creds)
     if (!creds || !g_atomic_int_dec_and_test(&creds->ref))
         return;
     if (creds->x509)
-        gnutls_certificate_free_credentials(creds->x509);
+        tls.gnutls_certificate_free_credentials(creds->x509);
     g_free(creds);
 }
 
@@ -242,35 +323,35 @@ RpcTlsSession *rpc_tls_session_new(RpcTlsCreds *creds, int fd, const char *hostn
     g_autoptr(RpcTlsSession) s = g_new0(RpcTlsSession, 1);
     gboolean server = creds->role == RPC_TLS_SERVER;
     /* GNUTLS_NO_SIGNAL: a peer gone mid-write must not SIGPIPE the CLI. */
-    int rc = gnutls_init(&s->session, (server ? GNUTLS_SERVER : GNUTLS_CLIENT) |
+    int rc = tls.gnutls_init(&s->session, (server ? GNUTLS_SERVER : GNUTLS_CLIENT) |
                          GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL);
 
     s->creds = rpc_tls_creds_ref(creds);
     if (rc < 0)
         goto fail;
     s->hostname = g_strdup(hostname);
-    if ((rc = gnutls_set_default_priority(s->session)) < 0 ||
-        (rc = gnutls_credentials_set(s->session, GNUTLS_CRD_CERTIFICATE, creds->x509)) < 0)
+    if ((rc = tls.gnutls_set_default_priority(s->session)) < 0 ||
+        (rc = tls.gnutls_credentials_set(s->session, GNUTLS_CRD_CERTIFICATE, creds->x509)) < 0)
         goto fail;
     if (server) {
-        gnutls_certificate_server_set_request(s->session, creds->verify_peer ?
+        tls.gnutls_certificate_server_set_request(s->session, creds->verify_peer ?
                                               GNUTLS_CERT_REQUIRE : GNUTLS_CERT_REQUEST);
         /*
          * Without our CA's name in the request, a client with a certificate
          * of another CA still sends it, and the log says "not issued by our
          * CA" rather than "no certificate".
          */
-        gnutls_certificate_send_x509_rdn_sequence(s->session, 1);
+        tls.gnutls_certificate_send_x509_rdn_sequence(s->session, 1);
     } else if (hostname && !g_hostname_is_ip_address(hostname)) {
         /* SNI carries names only, never address literals (RFC 6066). */
-        gnutls_server_name_set(s->session, GNUTLS_NAME_DNS, hostname, strlen(hostname));
+        tls.gnutls_server_name_set(s->session, GNUTLS_NAME_DNS, hostname, strlen(hostname));
     }
-    gnutls_transport_set_int(s->session, fd);
+    tls.gnutls_transport_set_int(s->session, fd);
     return g_steal_pointer(&s);
 
 fail:
     g_set_error(error, RPC_ERROR, RPC_ERROR_TLS, "cannot create a TLS session: %s",
-                gnutls_strerror(rc));
+                tls.gnutls_strerror(rc));
     return NULL;
 }
 
@@ -279,7 +360,7 @@ void rpc_tls_session_free(RpcTlsSession *s)
     if (!s)
         return;
     if (s->session)
-        gnutls_deinit(s->session);
+        tls.gnutls_deinit(s->session);
     rpc_tls_creds_unref(s->creds);
     g_free(s->hostname);
     g_free(s);
@@ -319,8 +400,8 @@ static gboolean verify_peer(RpcTlsSession *s, GError **error)
 
     if (!s->creds->verify_peer)
         return TRUE;
-    rc = server ? gnutls_certificate_verify_peers2(s->session, &status)
-                : gnutls_certificate_verify_peers3(s->session, s->hostname, &status);
+    rc = server ? tls.gnutls_certificate_verify_peers2(s->session, &status)
+                : tls.gnutls_certificate_verify_peers3(s->session, s->hostname, &status);
     if (rc == GNUTLS_E_NO_CERTIFICATE_FOUND) {
         g_set_error(error, RPC_ERROR, RPC_ERROR_TLS, "the %s sent no certificate",
                     server ? "client" : "server");
@@ -328,7 +409,7 @@ static gboolean verify_peer(RpcTlsSession *s, GError **error)
     }
     if (rc < 0) {
         g_set_error(error, RPC_ERROR, RPC_ERROR_TLS, "cannot verify the %s's certificate: %s",
-                    server ? "client" : "server", gnutls_strerror(rc));
+                    server ? "client" : "server", tls.gnutls_strerror(rc));
         goto refuse;
     }
     if (!status)
@@ -341,14 +422,14 @@ static gboolean verify_peer(RpcTlsSession *s, GError **error)
                     "(host name mismatch)", s->hostname);
         goto refuse;
     }
-    gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &text, 0);
+    tls.gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &text, 0);
     g_set_error(error, RPC_ERROR, RPC_ERROR_TLS, "the %s's certificate is refused%s%s: %s",
                 server ? "client" : "server", reason ? ", " : "", reason ? reason : "",
                 text.data ? (const char *)text.data : "invalid");
-    gnutls_free(text.data);
+    tls.free(text.data);
 refuse:
     /* Best effort: the peer learns why, if the socket takes the alert now. */
-    gnutls_alert_send(s->session, GNUTLS_AL_FATAL, alert);
+    tls.gnutls_alert_send(s->session, GNUTLS_AL_FATAL, alert);
     return FALSE;
 }
 
@@ -356,9 +437,9 @@ static void set_gnutls_error(RpcTlsSession *s, int rc, const char *what, GError 
 {
     if (rc == GNUTLS_E_FATAL_ALERT_RECEIVED)
         g_set_error(error, RPC_ERROR, RPC_ERROR_TLS, "%s: the peer refused: %s", what,
-                    gnutls_alert_get_name(gnutls_alert_get(s->session)));
+                    tls.gnutls_alert_get_name(tls.gnutls_alert_get(s->session)));
     else
-        g_set_error(error, RPC_ERROR, RPC_ERROR_TLS, "%s: %s", what, gnutls_strerror(rc));
+        g_set_error(error, RPC_ERROR, RPC_ERROR_TLS, "%s: %s", what, tls.gnutls_strerror(rc));
 }
 
 RpcTlsStatus rpc_tls_session_handshake(RpcTlsSession *s, GError **error)
@@ -366,12 +447,12 @@ RpcTlsStatus rpc_tls_session_handshake(RpcTlsSession *s, GError **error)
     int rc;
 
     do {
-        rc = gnutls_handshake(s->session);
+        rc = tls.gnutls_handshake(s->session);
         /* Warning alerts are not fatal: carry on. */
-    } while (rc < 0 && !gnutls_error_is_fatal(rc) && rc != GNUTLS_E_AGAIN &&
+    } while (rc < 0 && !tls.gnutls_error_is_fatal(rc) && rc != GNUTLS_E_AGAIN &&
              rc != GNUTLS_E_INTERRUPTED);
     if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED)
-        return gnutls_record_get_direction(s->session) ? RPC_TLS_WANT_WRITE : RPC_TLS_WANT_READ;
+        return tls.gnutls_record_get_direction(s->session) ? RPC_TLS_WANT_WRITE : RPC_TLS_WANT_READ;
     if (rc < 0) {
         set_gnutls_error(s, rc, "TLS handshake failed", error);
         return RPC_TLS_FAILED;
@@ -384,8 +465,8 @@ gssize rpc_tls_session_recv(RpcTlsSession *s, void *buf, gsize len, GError **err
     ssize_t rc;
 
     do {
-        rc = gnutls_record_recv(s->session, buf, len);
-    } while (rc < 0 && !gnutls_error_is_fatal(rc) && rc != GNUTLS_E_AGAIN &&
+        rc = tls.gnutls_record_recv(s->session, buf, len);
+    } while (rc < 0 && !tls.gnutls_error_is_fatal(rc) && rc != GNUTLS_E_AGAIN &&
              rc != GNUTLS_E_INTERRUPTED);
     if (rc >= 0)
         return rc;
@@ -400,7 +481,7 @@ gssize rpc_tls_session_recv(RpcTlsSession *s, void *buf, gsize len, GError **err
 
 gssize rpc_tls_session_send(RpcTlsSession *s, const void *buf, gsize len, GError **error)
 {
-    ssize_t rc = gnutls_record_send(s->session, buf, len);
+    ssize_t rc = tls.gnutls_record_send(s->session, buf, len);
 
     if (rc >= 0)
         return rc;
@@ -412,7 +493,7 @@ gssize rpc_tls_session_send(RpcTlsSession *s, const void *buf, gsize len, GError
 
 gsize rpc_tls_session_pending(RpcTlsSession *s)
 {
-    return gnutls_record_check_pending(s->session);
+    return tls.gnutls_record_check_pending(s->session);
 }
 
 /* ----------------------------------------------------- blocking client side */
