@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "linux-user.h"
+
 #define SYS_write 1
 #define SYS_nanosleep 35
 #define SYS_exit_group 231
@@ -33,38 +35,6 @@
 
 static uint64_t buf[MAX_PAGES][PAGE_WORDS];
 static uint64_t gens[MAX_PAGES];
-
-static long sys(long n, long a, long b, long c)
-{
-    long ret;
-
-    __asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c)
-                     : "rcx", "r11", "memory");
-    return ret;
-}
-
-/* The compiler may call these for structure copies and zeroing. */
-void *memset(void *s, int c, size_t n);
-void *memcpy(void *d, const void *s, size_t n);
-
-void *memset(void *s, int c, size_t n)
-{
-    uint8_t *p = s;
-
-    while (n--)
-        *p++ = c;
-    return s;
-}
-
-void *memcpy(void *d, const void *s, size_t n)
-{
-    uint8_t *p = d;
-    const uint8_t *q = s;
-
-    while (n--)
-        *p++ = *q++;
-    return d;
-}
 
 static uint64_t pattern(uint64_t page, uint64_t word, uint64_t gen)
 {
