@@ -37,6 +37,7 @@ struct MigSource {
     int64_t rate_start;         /* bandwidth limit window */
     uint64_t rate_bytes;
     gint postcopy;              /* atomic: migrate-start-postcopy was asked for */
+    MigConverge converge;       /* thread only */
 
     GMutex lock;                /* protects info and the return path fields */
     GCond cond;
@@ -452,6 +453,17 @@ gboolean mig_source_in_postcopy(MigSource *src)
     return on;
 }
 
+static void set_cpu_throttle(MigSource *src, int percent)
+{
+    /* This thread is the only writer: reading without the lock is fine. */
+    if (percent == src->info.cpu_throttle_percentage)
+        return;
+    g_mutex_lock(&src->lock);
+    src->info.cpu_throttle_percentage = percent;
+    g_mutex_unlock(&src->lock);
+    src->ops->set_throttle(src->opaque, percent);
+}
+
 static gboolean run(MigSource *src, GError **error)
 {
     int64_t t, pass_start, stop_start;
@@ -518,6 +530,8 @@ static gboolean run(MigSource *src, GError **error)
         update_progress(src, dirty);
         if (expected <= src->params.downtime_limit_ms || g_atomic_int_get(&src->postcopy))
             break;
+        set_cpu_throttle(src, mig_converge_step(&src->converge, &src->params,
+                                                dirty * MIG_PAGE_SIZE, sent));
         pass_start = now;
         pass_bytes = mig_stream_get_bytes(src->stream);
         if (!send_dirty(src, error))
@@ -576,6 +590,8 @@ static gpointer source_thread(gpointer opaque)
 
     if (src->stream && !ok)
         update_progress(src, 0);
+    /* Before finished(): a source that resumes must run at full speed. */
+    set_cpu_throttle(src, 0);
     src->ops->log_start(src->opaque, FALSE, &log_err);
     g_mutex_lock(&src->lock);
     fd = src->fd;
@@ -623,6 +639,7 @@ MigSource *mig_source_start(const MigParams *params, const MigRam *ram, MigUri *
     src->info.status = MIG_STATUS_SETUP;
     src->info.ram_total = ram->size;
     src->info.ram_remaining = ram->size;
+    src->info.auto_converge = params->auto_converge;
     g_mutex_init(&src->lock);
     g_cond_init(&src->cond);
     src->ops->status_changed(src->opaque, MIG_STATUS_SETUP);

@@ -84,6 +84,7 @@ struct Machine {
     GMutex run_lock;            /* protects the vCPU thread fields below */
     GCond run_cond;
     gint stop_vcpus;            /* atomic: vCPUs must leave the guest and park */
+    gint cpu_throttle;          /* atomic: auto-converge percentage */
     gboolean vcpus_exit;        /* vCPU threads must end */
     unsigned nr_alive;
     unsigned nr_parked;
@@ -308,6 +309,26 @@ static void resume_vcpus(Machine *m)
     g_atomic_int_set(&m->stop_vcpus, 0);
     g_cond_broadcast(&m->run_cond);
     g_mutex_unlock(&m->run_lock);
+}
+
+void machine_set_cpu_throttle(Machine *m, int percent)
+{
+    g_atomic_int_set(&m->cpu_throttle, CLAMP(percent, 0, 99));
+    g_mutex_lock(&m->run_lock);
+    for (unsigned i = 0; i < m->nr_vcpus; i++) {
+        Vcpu *vcpu = m->vcpus[i];
+        if (!vcpu->alive || vcpu->parked)
+            continue;
+        /* As a stop's kick: a signal just before KVM_RUN is not lost. */
+        __atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+        pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
+    }
+    g_mutex_unlock(&m->run_lock);
+}
+
+int machine_cpu_throttle(Machine *m)
+{
+    return g_atomic_int_get(&m->cpu_throttle);
 }
 
 gboolean machine_vcpus_should_stop(Machine *m)

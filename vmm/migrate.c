@@ -264,10 +264,18 @@ static void src_finished(void *opaque, MigStatus status, const GError *err)
     loop_call(mig->loop, source_done, mig);
 }
 
+static void src_set_throttle(void *opaque, int percent)
+{
+    Migrate *mig = opaque;
+
+    machine_set_cpu_throttle(mig->m, percent);
+}
+
 static const MigSourceOps source_ops = {
     .log_start = src_log_start,
     .log_sync = src_log_sync,
     .stop_and_save = src_stop_and_save,
+    .set_throttle = src_set_throttle,
     .status_changed = status_changed,
     .finished = src_finished,
 };
@@ -408,6 +416,11 @@ Migrate *migrate_new(Machine *m, Loop *loop)
     mig->params.max_bandwidth = MIG_DEFAULT_MAX_BANDWIDTH;
     mig->params.multifd_channels = MIG_DEFAULT_MULTIFD_CHANNELS;
     mig->zstd_level = MIG_DEFAULT_ZSTD_LEVEL;
+    mig->params.auto_converge = MIG_DEFAULT_AUTO_CONVERGE;
+    mig->params.throttle_initial = MIG_DEFAULT_THROTTLE_INITIAL;
+    mig->params.throttle_increment = MIG_DEFAULT_THROTTLE_INCREMENT;
+    mig->params.max_throttle = MIG_DEFAULT_MAX_THROTTLE;
+    mig->params.throttle_trigger_threshold = MIG_DEFAULT_THROTTLE_TRIGGER;
     g_mutex_init(&mig->lock);
     g_cond_init(&mig->cond);
     return mig;
@@ -599,6 +612,8 @@ static JsonValue *build_info(const MigInfo *info, gboolean outgoing)
     json_object_set_int(obj, "total-time", info->total_time);
     if (outgoing && done)
         json_object_set_int(obj, "downtime", info->downtime);
+    if (outgoing && info->auto_converge)
+        json_object_set_int(obj, "cpu-throttle-percentage", info->cpu_throttle_percentage);
     ram = json_new_object();
     json_object_set_int(ram, "total", info->ram_total);
     json_object_set_int(ram, "dirty-sync-count", info->dirty_sync_count);
@@ -646,6 +661,11 @@ static JsonValue *build_params(Migrate *mig)
     json_object_set_int(obj, "multifd-channels", mig->params.multifd_channels);
     json_object_set_string(obj, "multifd-compression", mig->compress ? "zstd" : "none");
     json_object_set_int(obj, "multifd-zstd-level", mig->zstd_level);
+    json_object_set_int(obj, "cpu-throttle-initial", mig->params.throttle_initial);
+    json_object_set_int(obj, "cpu-throttle-increment", mig->params.throttle_increment);
+    json_object_set_int(obj, "max-cpu-throttle", mig->params.max_throttle);
+    json_object_set_int(obj, "throttle-trigger-threshold",
+                        mig->params.throttle_trigger_threshold);
     return obj;
 }
 
@@ -677,10 +697,15 @@ static gboolean int_param(const JsonValue *args, const char *name, int64_t min, 
 static JsonValue *cmd_migrate_set_parameters(const JsonValue *args, void *opaque, GError **error)
 {
     static const char *const allowed[] = { "downtime-limit", "max-bandwidth", "multifd-channels",
-                                           "multifd-compression", "multifd-zstd-level", NULL };
+                                           "multifd-compression", "multifd-zstd-level",
+                                           "cpu-throttle-initial", "cpu-throttle-increment",
+                                           "max-cpu-throttle", "throttle-trigger-threshold",
+                                           NULL };
     Migrate *mig = opaque;
     MigParams p = mig->params;
     int64_t level = mig->zstd_level;
+    int64_t initial = p.throttle_initial, increment = p.throttle_increment;
+    int64_t max_throttle = p.max_throttle, trigger = p.throttle_trigger_threshold;
     const char *comp = NULL;
 
     /* All or nothing: check every value before changing any. */
@@ -690,8 +715,16 @@ static JsonValue *cmd_migrate_set_parameters(const JsonValue *args, void *opaque
         !int_param(args, "max-bandwidth", 0, G_MAXINT64, &p.max_bandwidth, error) ||
         !int_param(args, "multifd-channels", 1, 255, &p.multifd_channels, error) ||
         !int_param(args, "multifd-zstd-level", 0, MAX_ZSTD_LEVEL, &level, error) ||
+        !int_param(args, "cpu-throttle-initial", 1, 99, &initial, error) ||
+        !int_param(args, "cpu-throttle-increment", 1, 99, &increment, error) ||
+        !int_param(args, "max-cpu-throttle", 1, 99, &max_throttle, error) ||
+        !int_param(args, "throttle-trigger-threshold", 1, 100, &trigger, error) ||
         !qmp_get_string_arg(args, "multifd-compression", FALSE, &comp, error))
         return NULL;
+    p.throttle_initial = initial;
+    p.throttle_increment = increment;
+    p.max_throttle = max_throttle;
+    p.throttle_trigger_threshold = trigger;
     if (comp && strcmp(comp, "none") != 0 && strcmp(comp, "zstd") != 0) {
         g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC,
                     "Parameter 'multifd-compression': '%s' is not supported (none, zstd)", comp);
@@ -701,6 +734,93 @@ static JsonValue *cmd_migrate_set_parameters(const JsonValue *args, void *opaque
     mig->zstd_level = level;
     if (comp)
         mig->compress = strcmp(comp, "zstd") == 0;
+    return json_new_object();
+}
+
+/*
+ * Capabilities as QEMU names them. auto-converge is the only switch;
+ * events and postcopy-ram are always on here (migrate-start-postcopy
+ * works without asking first) and cannot be turned off.
+ */
+static JsonValue *cmd_query_migrate_capabilities(const JsonValue *args, void *opaque,
+                                                 GError **error)
+{
+    Migrate *mig = opaque;
+    const struct {
+        const char *name;
+        gboolean state;
+    } caps[] = {
+        { "auto-converge", mig->params.auto_converge },
+        { "events", TRUE },
+        { "postcopy-ram", TRUE },
+    };
+    JsonValue *list;
+
+    if (!qmp_check_args(args, NULL, error))
+        return NULL;
+    list = json_new_array();
+    for (size_t i = 0; i < G_N_ELEMENTS(caps); i++) {
+        JsonValue *cap = json_new_object();
+        json_object_set_string(cap, "capability", caps[i].name);
+        json_object_set_bool(cap, "state", caps[i].state);
+        json_array_append(list, cap);
+    }
+    return list;
+}
+
+static JsonValue *cmd_migrate_set_capabilities(const JsonValue *args, void *opaque,
+                                               GError **error)
+{
+    static const char *const allowed[] = { "capabilities", NULL };
+    static const char *const cap_keys[] = { "capability", "state", NULL };
+    Migrate *mig = opaque;
+    const JsonValue *list;
+    gboolean auto_converge = mig->params.auto_converge;
+
+    if (!qmp_check_args(args, allowed, error))
+        return NULL;
+    list = args ? json_object_get(args, "capabilities") : NULL;
+    if (!list || json_get_type(list) != JSON_ARRAY) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC,
+                    "Parameter 'capabilities' is missing or not an array");
+        return NULL;
+    }
+    if (mig->src_running) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC,
+                    "There's a migration process in progress");
+        return NULL;
+    }
+    /* All or nothing, as for the parameters. */
+    for (size_t i = 0; i < json_array_get_length(list); i++) {
+        const JsonValue *cap = json_array_get_item(list, i);
+        const char *name = NULL;
+        gboolean state = FALSE;
+
+        if (json_get_type(cap) != JSON_OBJECT) {
+            g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC,
+                        "Parameter 'capabilities[%zu]' expects an object", i);
+            return NULL;
+        }
+        if (!qmp_check_args(cap, cap_keys, error) ||
+            !qmp_get_string_arg(cap, "capability", TRUE, &name, error) ||
+            !qmp_get_bool_arg(cap, "state", TRUE, &state, error))
+            return NULL;
+        if (strcmp(name, "auto-converge") == 0) {
+            auto_converge = state;
+        } else if (strcmp(name, "events") == 0 || strcmp(name, "postcopy-ram") == 0) {
+            if (!state) {
+                g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC,
+                            "Capability '%s' is always on in vireo-vmm", name);
+                return NULL;
+            }
+        } else {
+            g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC,
+                        "Capability '%s' is not supported by vireo-vmm "
+                        "(auto-converge, events, postcopy-ram)", name);
+            return NULL;
+        }
+    }
+    mig->params.auto_converge = auto_converge;
     return json_new_object();
 }
 
@@ -760,6 +880,8 @@ static const struct {
     { "query-migrate", cmd_query_migrate },
     { "migrate-set-parameters", cmd_migrate_set_parameters },
     { "query-migrate-parameters", cmd_query_migrate_parameters },
+    { "migrate-set-capabilities", cmd_migrate_set_capabilities },
+    { "query-migrate-capabilities", cmd_query_migrate_capabilities },
     { "x-vireo-ram-checksum", cmd_ram_checksum },
 };
 

@@ -256,6 +256,7 @@ void *vcpu_thread_main(void *opaque)
         __atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
         if (machine_vcpus_should_stop(m))
             continue;
+        vcpu_throttle(vcpu, machine_cpu_throttle(m));
         ret = kvm_vcpu_run(vcpu->fd);
         if (ret == -EINTR || ret == -EAGAIN)
             continue;
@@ -266,6 +267,7 @@ void *vcpu_thread_main(void *opaque)
         }
         handle_exit(vcpu);
     }
+    vcpu_throttle_cleanup(vcpu);
     machine_vcpu_thread_exit(m, vcpu);
     return NULL;
 }

@@ -39,6 +39,13 @@ void machine_vcpu_thread_exit(Machine *m, Vcpu *vcpu);
 gboolean machine_vcpus_should_stop(Machine *m);
 
 /*
+ * Auto-converge: every vCPU gets (100 - @percent)% of its time from now
+ * on (0: all of it); the running ones are kicked to see it. Any thread.
+ */
+void machine_set_cpu_throttle(Machine *m, int percent);
+int machine_cpu_throttle(Machine *m);
+
+/*
  * A vCPU hit something it cannot continue from (triple fault, unhandled
  * exit). @what describes it; the machine prints the registers and ends
  * with status 2. Any thread.

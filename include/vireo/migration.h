@@ -41,12 +41,40 @@ typedef struct MigParams {
     int64_t max_bandwidth;      /* bytes per second, 0 = no limit */
     int64_t multifd_channels;   /* accepted and reported; one channel is used */
     int zstd_level;             /* 0: no compression (multifd-compression none) */
+    /* Auto-converge (QEMU's capability and cpu-throttle-* parameters), percentages. */
+    gboolean auto_converge;
+    int throttle_initial;
+    int throttle_increment;
+    int max_throttle;
+    int throttle_trigger_threshold; /* dirtied vs sent in a pass that counts as too fast */
 } MigParams;
 
 #define MIG_DEFAULT_DOWNTIME_LIMIT_MS 50
 #define MIG_DEFAULT_MAX_BANDWIDTH (128 * 1024 * 1024)
 #define MIG_DEFAULT_MULTIFD_CHANNELS 2
 #define MIG_DEFAULT_ZSTD_LEVEL 1
+/*
+ * QEMU's throttle figures, but on by default: a guest that outruns the
+ * link would otherwise never finish migrating (docs/migration.md).
+ */
+#define MIG_DEFAULT_AUTO_CONVERGE TRUE
+#define MIG_DEFAULT_THROTTLE_INITIAL 20
+#define MIG_DEFAULT_THROTTLE_INCREMENT 10
+#define MIG_DEFAULT_MAX_THROTTLE 99
+#define MIG_DEFAULT_THROTTLE_TRIGGER 50
+
+/* Auto-converge state across the passes of one migration. */
+typedef struct MigConverge {
+    int high_passes;            /* passes in a row that dirtied too much */
+    int percent;                /* current vCPU throttle, 0 = none */
+} MigConverge;
+
+/*
+ * After a pass that sent @sent_bytes while the guest dirtied @dirty_bytes:
+ * the vCPU throttle percentage to apply from now on.
+ */
+int mig_converge_step(MigConverge *c, const MigParams *p, uint64_t dirty_bytes,
+                      uint64_t sent_bytes);
 
 /* Guest RAM: one mapping of the memfd (offsets in the stream are memfd offsets). */
 typedef struct MigRam {
@@ -73,6 +101,8 @@ typedef struct MigInfo {
     char *error_desc;           /* FAILED: why (owned) */
     gboolean postcopy;          /* the destination was let run: the source must not */
     uint64_t postcopy_requests; /* pages the destination asked for */
+    int cpu_throttle_percentage;
+    gboolean auto_converge;     /* report cpu-throttle-percentage */
 } MigInfo;
 
 void mig_info_clear(MigInfo *info);
@@ -85,6 +115,8 @@ typedef struct MigSourceOps {
     gboolean (*log_sync)(void *opaque, unsigned long *bitmap, GError **error);
     /* Stops the vCPUs and returns the machine state; *@was_running for the resume. */
     GBytes *(*stop_and_save)(void *opaque, gboolean *was_running, GError **error);
+    /* Slows the vCPUs to (100 - @percent)% of their time; 0 lets them run. */
+    void (*set_throttle)(void *opaque, int percent);
     /* Status changes (for MIGRATION events), in order. */
     void (*status_changed)(void *opaque, MigStatus status);
     /* The thread's last call: COMPLETED, FAILED (with @err) or CANCELLED. */

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "vireo/kvm.h"
 #include "vireo/state.h"
@@ -23,6 +24,14 @@ typedef struct Vcpu Vcpu;
 
 /* Signal that pulls a vCPU thread out of KVM_RUN. */
 #define VCPU_KICK_SIGNAL SIGUSR1
+
+/* Auto-converge's slowing down (vmm/vcpu-throttle.c); vCPU thread only. */
+typedef struct VcpuThrottle {
+    timer_t timer;              /* kicks the thread out of KVM_RUN every slice */
+    gboolean has_timer;
+    gboolean armed;
+    int64_t ran_since;          /* CLOCK_MONOTONIC ns: start of the current slice */
+} VcpuThrottle;
 
 struct Vcpu {
     Machine *machine;           /* immutable */
@@ -36,6 +45,7 @@ struct Vcpu {
     gboolean parked;            /* under the machine's run lock */
     GBytes *initial_state;      /* power-on state, for reset */
     unsigned fixups;            /* emulation workarounds applied (vCPU thread) */
+    VcpuThrottle throttle;
 };
 
 Vcpu *vcpu_new(Machine *m, const Kvm *kvm, int vm_fd, unsigned index,
@@ -53,6 +63,14 @@ gboolean vcpu_load(Vcpu *vcpu, StateReader *r, GError **error);
 
 /* Registers in the style of QEMU's "info registers", for fatal exits. */
 char *vcpu_describe(Vcpu *vcpu);
+
+/*
+ * On the vCPU's thread, between two KVM_RUNs: sleeps as long as @percent
+ * (0-99, auto-converge) asks for the time the vCPU ran, and keeps a timer
+ * that brings it back from the guest to do so. 0 disarms it.
+ */
+void vcpu_throttle(Vcpu *vcpu, int percent);
+void vcpu_throttle_cleanup(Vcpu *vcpu);
 
 /* The thread body; @opaque is the Vcpu. */
 void *vcpu_thread_main(void *opaque);

@@ -23,6 +23,11 @@ MODE:
             then equals the source's and which finishes the guest after
             "cont"; then to a running destination, whose vCPUs fault in
             the pages still missing and finish the guest
+  autoconverge  a guest that dirties RAM far faster than an 8 MiB/s link
+            drains it: with auto-converge off the migration stays active
+            (cancelled after a while), with it on (the default) the vCPU
+            throttle rises and the migration completes; the guest finishes
+            on the destination. Capability and parameter checks.
   virtio    with the migrate-virtio guest instead: virtio-rng keeps writing
             guest pages during a live migration; source and destination
             RAM checksums must match, and the guest, resumed on the
@@ -400,7 +405,8 @@ def postcopy_hop(args, tmp, vms, tag, extra):
     src.wait_serial(FILLED)
     err = c.error("migrate-start-postcopy")
     check("No migration" in err["desc"], "migrate-start-postcopy without a migration: %r" % err)
-    # 16 MiB/s and 1 ms: pre-copy would never end.
+    # 16 MiB/s and 1 ms without auto-converge: pre-copy would never end.
+    set_auto_converge(c, False)
     c.ok("migrate-set-parameters", {"max-bandwidth": 16 << 20, "downtime-limit": 1})
     c.ok("migrate", {"uri": "unix:" + sock})
     wait_migration(c, ("active",))
@@ -434,6 +440,89 @@ def test_postcopy(args, tmp, vms):
     src.quit()
     dst.expect_pass()
     check(PASS_LINE not in src.serial(), "the source finished the guest too")
+
+
+def capabilities(c):
+    return {cap["capability"]: cap["state"] for cap in c.ok("query-migrate-capabilities")}
+
+
+def set_auto_converge(c, on):
+    c.ok("migrate-set-capabilities", {"capabilities": [{"capability": "auto-converge",
+                                                         "state": on}]})
+    check(capabilities(c)["auto-converge"] is on, "auto-converge did not change")
+
+
+def test_autoconverge(args, tmp, vms):
+    # 4 MiB of 8 rewritten per pass, a pass being a few ms at CPL3: far more than the link.
+    src = Vm(args, tmp, "src", cmdline="seconds=18 mem=8 dirty=1024")
+    vms.append(src)
+    c = src.connect()
+    caps = capabilities(c)
+    check(caps.get("auto-converge") is True, "auto-converge is not on by default: %r" % caps)
+    for bad, want in (({"capability": "x-bogus", "state": True}, "not supported"),
+                      ({"capability": "events", "state": False}, "always on"),
+                      ({"capability": "auto-converge"}, "missing")):
+        err = c.error("migrate-set-capabilities", {"capabilities": [bad]})
+        check(want in err["desc"], "migrate-set-capabilities %r: %r" % (bad, err))
+    err = c.error("migrate-set-parameters", {"max-cpu-throttle": 100})
+    check("max-cpu-throttle" in err["desc"], "max-cpu-throttle 100 accepted: %r" % err)
+    params = c.ok("query-migrate-parameters")
+    check((params["cpu-throttle-initial"], params["cpu-throttle-increment"],
+           params["max-cpu-throttle"]) == (20, 10, 99), "throttle defaults: %r" % params)
+    c.ok("migrate-set-parameters", {"max-bandwidth": 8 << 20, "cpu-throttle-increment": 20})
+    src.wait_serial(FILLED)
+
+    # Off: pre-copy goes round and round.
+    set_auto_converge(c, False)
+    sock = os.path.join(tmp, "mig.sock")
+    dst = Vm(args, tmp, "dst", ["--incoming", "unix:" + sock])
+    vms.append(dst)
+    dst.connect()
+    c.ok("migrate", {"uri": "unix:" + sock})
+    err = c.error("migrate-set-capabilities",
+                  {"capabilities": [{"capability": "auto-converge", "state": True}]})
+    check("in progress" in err["desc"], "capabilities changed mid-migration: %r" % err)
+    deadline = time.monotonic() + 4
+    while time.monotonic() < deadline:
+        info = c.ok("query-migrate")
+        check(info["status"] in ("setup", "active"), "converged without auto-converge: %r" % info)
+        check("cpu-throttle-percentage" not in info, "throttle reported while off: %r" % info)
+        time.sleep(0.1)
+    check(info["ram"]["dirty-sync-count"] >= 3, "too few passes to tell: %r" % info)
+    log("auto-converge off: still active after 4 s, %d passes, expected downtime %d ms" %
+        (info["ram"]["dirty-sync-count"], info["expected-downtime"]))
+    c.ok("migrate_cancel")
+    check(wait_migration(c)["status"] == "cancelled", "cancel")
+    dst.wait_exit()
+
+    # On: the throttle rises until a pass fits the downtime limit.
+    set_auto_converge(c, True)
+    dst = Vm(args, tmp, "dst2", ["--incoming", "unix:" + sock, "-S"])
+    vms.append(dst)
+    d = dst.connect()
+    c.events.clear()
+    c.ok("migrate", {"uri": "unix:" + sock})
+    highest = 0
+    deadline = time.monotonic() + 20
+    while True:
+        info = c.ok("query-migrate")
+        highest = max(highest, info.get("cpu-throttle-percentage", 0))
+        if info["status"] not in ("setup", "active", "device"):
+            break
+        check(time.monotonic() < deadline, "auto-converge did not converge: %r" % info)
+        time.sleep(0.02)
+    check(info["status"] == "completed", "with auto-converge: %r" % info)
+    check(highest >= 20, "the throttle never rose: highest %d%%" % highest)
+    check(info.get("cpu-throttle-percentage") == 0, "throttle left on: %r" % info)
+    log("auto-converge on: completed in %d ms, throttle up to %d%%, %d passes, downtime %d ms" %
+        (info["total-time"], highest, info["ram"]["dirty-sync-count"], info["downtime"]))
+    wait_dest_status(dst, "paused")
+    a = c.ok("x-vireo-ram-checksum")
+    b = d.ok("x-vireo-ram-checksum")
+    check(a == b, "RAM differs: source %r, destination %r" % (a, b))
+    src.quit()
+    d.ok("cont")
+    dst.expect_pass()
 
 
 VIRTIO_PASS = "VIREO-GUEST: PASS migrate-virtio"
@@ -502,7 +591,7 @@ def test_virtio(args, tmp, vms):
     restored.expect_pass()
 
 
-TESTS = {"precopy": test_precopy, "file": test_file, "cancel": test_cancel,
+TESTS = {"autoconverge": test_autoconverge, "precopy": test_precopy, "file": test_file, "cancel": test_cancel,
          "pingpong": test_pingpong, "errors": test_errors, "virtio": test_virtio, "virtio-blk": test_virtio,
          "postcopy": test_postcopy}
 
