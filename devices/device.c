@@ -103,6 +103,18 @@ gboolean device_save(Device *dev, StateWriter *w, GError **error)
     return ok;
 }
 
+gboolean device_set_active(Device *dev, gboolean active, GError **error)
+{
+    gboolean ok;
+
+    if (!dev->type->ops->set_active)
+        return TRUE;
+    g_mutex_lock(&dev->lock);
+    ok = dev->type->ops->set_active(dev, active, error);
+    g_mutex_unlock(&dev->lock);
+    return ok;
+}
+
 gboolean device_load(Device *dev, StateReader *r, GError **error)
 {
     gboolean ok;

@@ -77,6 +77,7 @@ struct Machine {
     struct kvm_pit_state2 pit_initial;
     struct kvm_clock_data clock_at_stop;
     gboolean clock_saved;
+    gboolean devices_inactive;  /* loop thread: disk images handed to another VMM */
 
     RunState state;             /* loop thread */
     GArray *listeners;          /* Listener, loop thread */
@@ -493,6 +494,8 @@ static Device *add_device(Machine *m, const char *type, const char *id, int gsi,
         .mem = &m->ram->mem,
         .msi = irq_routing_msi_controller(m->routing),
         .ioevents = kvm_ioevents_service(m->ioevents),
+        /* The source VMM still has the disks until this VM first runs. */
+        .inactive = m->cfg->incoming,
     };
     Device *dev = device_create(type, &env, options, error);
 
@@ -636,6 +639,7 @@ Machine *machine_new(const MachineConfig *cfg, Loop *loop, GError **error)
 
     m->cfg = config_copy(cfg);
     m->loop = loop;
+    m->devices_inactive = cfg->incoming;
     m->vm_fd = -1;
     m->state = RUN_STATE_PRELAUNCH;
     m->listeners = g_array_new(FALSE, FALSE, sizeof(Listener));
@@ -929,6 +933,10 @@ gboolean machine_cont(Machine *m, GError **error)
                     m->state == RUN_STATE_SHUTDOWN ? "shut down" : "crashed");
         return FALSE;
     }
+    if (m->devices_inactive && !machine_set_devices_active(m, TRUE, error)) {
+        g_prefix_error(error, "cannot resume: ");
+        return FALSE;
+    }
     if (m->clock_saved) {
         struct kvm_clock_data clock = { .clock = m->clock_at_stop.clock };
         kvm_ioctl_raw(m->vm_fd, KVM_SET_CLOCK, (unsigned long)&clock);
@@ -943,6 +951,29 @@ gboolean machine_cont(Machine *m, GError **error)
     resume_vcpus(m);
     emit(m, MACHINE_EVENT_RESUME, FALSE, NULL);
     return TRUE;
+}
+
+gboolean machine_set_devices_active(Machine *m, gboolean active, GError **error)
+{
+    guint i;
+
+    for (i = 0; i < m->devices->len; i++) {
+        if (!device_set_active(g_ptr_array_index(m->devices, i), active, error))
+            break;
+    }
+    if (i == m->devices->len) {
+        m->devices_inactive = !active;
+        return TRUE;
+    }
+    /* All or none: give back what was taken, take back what was given. */
+    while (i-- > 0) {
+        Device *dev = g_ptr_array_index(m->devices, i);
+        g_autoptr(GError) err = NULL;
+
+        if (!device_set_active(dev, !active, &err))
+            g_warning("%s: %s", dev->id, err->message);
+    }
+    return FALSE;
 }
 
 gboolean machine_check_migratable(Machine *m, GError **error)

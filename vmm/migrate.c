@@ -192,7 +192,12 @@ static void do_stop_and_save(void *opaque)
     if (machine_run_state(mig->m) == RUN_STATE_PAUSED)
         machine_set_migration_state(mig->m, RUN_STATE_FINISH_MIGRATE);
     mig->stopped_by_us = TRUE;
-    if (!machine_save_state(mig->m, w, &err)) {
+    /*
+     * Then the disk images go, flushed, so that the destination can open
+     * them once it runs; a failed migration takes them back at cont.
+     */
+    if (!machine_save_state(mig->m, w, &err) ||
+        !machine_set_devices_active(mig->m, FALSE, &err)) {
         req_finish(mig, err);
         return;
     }

@@ -39,6 +39,13 @@
  * caller holds).
  * reset() can therefore block a vCPU thread for the duration of the I/O
  * already submitted, as QEMU's does; nothing else does.
+ *
+ * Migration with the image on storage both hosts see: a writable image
+ * is held by one VMM at a time. The source lets it go when it stops for
+ * the last time (flush, close: set_active(FALSE)); the destination,
+ * created inactive, only reads its size at start and opens it for real
+ * when the VM first runs there. While inactive, requests wait in the
+ * ring. Read-only images are shared and stay open on both sides.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -78,9 +85,10 @@ typedef struct BlkQueue {
 struct VirtioBlk {
     VirtioDevice vdev;                  /* first: the transport holds &vdev */
     /* Fixed at creation. */
-    BlockDev *bs;
-    BlockEngine *engine;                /* the image's own (block_get_engine) */
+    BlockEngine *engine;                /* ours, shared by every opening of the image */
     EventSource *src;
+    char *path;
+    char *format;                       /* NULL: probed at every opening */
     uint64_t capacity;                  /* sectors */
     gboolean read_only;
     unsigned nr_queues;
@@ -88,6 +96,7 @@ struct VirtioBlk {
     char serial[VIRTIO_BLK_ID_BYTES];   /* zero-padded */
     /* Under the lock. */
     BlkQueue *queues;
+    BlockDev *bs;                       /* NULL while inactive */
 };
 
 static VirtioBlk *virtio_blk_from_vdev(VirtioDevice *vdev)
@@ -97,6 +106,9 @@ static VirtioBlk *virtio_blk_from_vdev(VirtioDevice *vdev)
 
 static gboolean blk_queue_running(VirtioBlk *b, unsigned index)
 {
+    /* Inactive: requests wait for set_active(TRUE). */
+    if (!b->bs)
+        return FALSE;
     /* After DEVICE_NEEDS_RESET nothing moves until the driver resets. */
     if ((b->vdev.status & (VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_NEEDS_RESET)) !=
         VIRTIO_STATUS_DRIVER_OK)
@@ -543,6 +555,62 @@ static gboolean virtio_blk_load(VirtioDevice *vdev, StateReader *r, GError **err
     return TRUE;
 }
 
+static BlockDev *blk_open(VirtioBlk *b, gboolean inactive, GError **error)
+{
+    BlockOpenOptions bo = {
+        .format = b->format,
+        .cache = BLOCK_CACHE_WRITEBACK,
+        .discard = TRUE,
+        /* Inactive: only look (the size); the other VMM may be writing. */
+        .read_only = b->read_only || inactive,
+        .force_share = inactive,
+        .engine = b->engine,
+    };
+    BlockDev *bs = block_open(b->path, &bo, error);
+
+    if (!bs)
+        g_prefix_error(error, "virtio-blk: ");
+    return bs;
+}
+
+static gboolean virtio_blk_set_active(VirtioDevice *vdev, gboolean active, GError **error)
+{
+    VirtioBlk *b = virtio_blk_from_vdev(vdev);
+    BlockDev *bs;
+
+    if (b->read_only || active == (b->bs != NULL))
+        return TRUE;
+    if (!active) {
+        /* The save drained every request; what completed must be on disk. */
+        if (!block_flush_sync(b->bs, error)) {
+            g_prefix_error(error, "%s: cannot flush '%s': ", vdev->id, b->path);
+            return FALSE;
+        }
+        g_clear_pointer(&b->bs, block_close);
+        return TRUE;
+    }
+    bs = blk_open(b, FALSE, error);
+    if (!bs)
+        return FALSE;
+    if (block_get_size(bs) / BLOCK_SECTOR_SIZE != b->capacity) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_STATE,
+                    "%s: '%s' changed size while another VMM had it (%" PRIu64 " bytes, the "
+                    "guest knows %" PRIu64 ")", vdev->id, b->path, block_get_size(bs),
+                    b->capacity * BLOCK_SECTOR_SIZE);
+        block_close(bs);
+        return FALSE;
+    }
+    b->bs = bs;
+    /* Serve what the driver queued meanwhile. */
+    for (unsigned i = 0; i < b->nr_queues; i++) {
+        if (blk_queue_running(b, i) && !b->queues[i].scheduled) {
+            b->queues[i].scheduled = TRUE;
+            event_loop_call(vdev->loop, blk_serve_later, &vdev->queues[i]);
+        }
+    }
+    return TRUE;
+}
+
 static void virtio_blk_free(VirtioDevice *vdev)
 {
     VirtioBlk *b = virtio_blk_from_vdev(vdev);
@@ -557,6 +625,9 @@ static void virtio_blk_free(VirtioDevice *vdev)
     }
     g_free(b->queues);
     block_close(b->bs);
+    block_engine_free(b->engine);
+    g_free(b->path);
+    g_free(b->format);
     g_free(b);
 }
 
@@ -568,6 +639,7 @@ static const VirtioDeviceOps virtio_blk_ops = {
     .drain = virtio_blk_drain,
     .save = virtio_blk_save,
     .load = virtio_blk_load,
+    .set_active = virtio_blk_set_active,
     .free = virtio_blk_free,
 };
 
@@ -592,7 +664,7 @@ static Device *virtio_blk_create(const DeviceEnv *env, const char *options, GErr
                                          NULL };
     g_autoptr(GHashTable) opts = device_options_parse(options, error);
     g_autoptr(BlockDev) bs = NULL;
-    BlockOpenOptions bo = { .cache = BLOCK_CACHE_WRITEBACK, .discard = TRUE };
+    BlockOpenOptions bo = { 0 };
     const char *path, *str, *serial = NULL;
     uint64_t queues = 1, features;
     uint32_t cluster;
@@ -640,11 +712,29 @@ static Device *virtio_blk_create(const DeviceEnv *env, const char *options, GErr
             return NULL;
         }
     }
-    bs = block_open(path, &bo, error);
-    if (!bs) {
-        g_prefix_error(error, "%s: ", virtio_blk_type.name);
+    b = g_new0(VirtioBlk, 1);
+    b->engine = block_engine_new(error);
+    if (!b->engine) {
+        g_free(b);
         return NULL;
     }
+    b->path = g_strdup(path);
+    b->format = g_strdup(bo.format);
+    b->read_only = bo.read_only;
+    bs = blk_open(b, env->inactive, error);
+    if (!bs) {
+        block_engine_free(b->engine);
+        g_free(b->path);
+        g_free(b->format);
+        g_free(b);
+        return NULL;
+    }
+    b->capacity = block_get_size(bs) / BLOCK_SECTOR_SIZE;
+    cluster = block_get_cluster_size(bs);
+    b->discard_alignment = MAX(cluster / BLOCK_SECTOR_SIZE, 1u);
+    if (env->inactive && !b->read_only)
+        g_clear_pointer(&bs, block_close);
+    b->bs = g_steal_pointer(&bs);
 
     features = F(SEG_MAX) | F(BLK_SIZE) | F(FLUSH);
     if (bo.read_only)
@@ -654,15 +744,8 @@ static Device *virtio_blk_create(const DeviceEnv *env, const char *options, GErr
     if (queues > 1)
         features |= F(MQ);
 
-    b = g_new0(VirtioBlk, 1);
     virtio_device_init(&b->vdev, &virtio_blk_ops, env, features, VIRTIO_BLK_CFG_SIZE);
-    b->engine = block_get_engine(bs);
-    b->bs = g_steal_pointer(&bs);
-    b->capacity = block_get_size(b->bs) / BLOCK_SECTOR_SIZE;
-    b->read_only = bo.read_only;
     b->nr_queues = queues;
-    cluster = block_get_cluster_size(b->bs);
-    b->discard_alignment = MAX(cluster / BLOCK_SECTOR_SIZE, 1u);
     if (serial)
         memcpy(b->serial, serial, strlen(serial));
     for (unsigned i = 0; i < queues; i++)

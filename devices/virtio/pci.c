@@ -560,6 +560,13 @@ static gboolean virtio_pci_load(Device *dev, StateReader *r, GError **error)
     return FALSE;
 }
 
+static gboolean virtio_pci_set_active(Device *dev, gboolean active, GError **error)
+{
+    VirtioDevice *vdev = virtio_pci_from_dev(dev)->vdev;
+
+    return !vdev->ops->set_active || vdev->ops->set_active(vdev, active, error);
+}
+
 static void virtio_pci_free(Device *dev)
 {
     VirtioPciDevice *vp = virtio_pci_from_dev(dev);
@@ -579,6 +586,7 @@ const DeviceOps virtio_pci_device_ops = {
     .reset = virtio_pci_reset,
     .save = virtio_pci_save,
     .load = virtio_pci_load,
+    .set_active = virtio_pci_set_active,
     .free = virtio_pci_free,
 };
 

@@ -40,6 +40,15 @@ typedef struct DeviceOps {
      */
     gboolean (*save)(Device *dev, StateWriter *w, GError **error);
     gboolean (*load)(Device *dev, StateReader *r, GError **error);
+    /*
+     * Hands host resources that two VMMs cannot hold at once (a disk
+     * image's write lock) between the ends of a migration. Inactive, the
+     * device has flushed and let them go and does no I/O (requests wait);
+     * active again, it takes them back, re-reading what the other side may
+     * have changed, and serves what waited. vCPUs stopped, loop thread.
+     * Optional: devices without such resources are always active.
+     */
+    gboolean (*set_active)(Device *dev, gboolean active, GError **error);
     void (*free)(Device *dev);
 } DeviceOps;
 
@@ -57,6 +66,7 @@ typedef struct DeviceEnv {
     const GuestMemory *mem;     /* guest RAM, for DMA-capable devices */
     MsiController *msi;         /* MSI-X routes (PCI devices) */
     IoEventService *ioevents;   /* doorbells (virtio notify) */
+    gboolean inactive;          /* for an incoming migration: start inactive (set_active) */
 } DeviceEnv;
 
 struct DeviceType {
@@ -98,6 +108,7 @@ void device_reset(Device *dev);
 /* Saving a device without save/load fails with an error naming it. */
 gboolean device_save(Device *dev, StateWriter *w, GError **error);
 gboolean device_load(Device *dev, StateReader *r, GError **error);
+gboolean device_set_active(Device *dev, gboolean active, GError **error);
 
 /* Register access with the lock taken; used by the bus and by device tests. */
 void device_read(Device *dev, uint64_t off, void *buf, size_t len);

@@ -29,6 +29,13 @@ GuestMemory *machine_dma_memory(Machine *m);
 void machine_quiesce_devices(Machine *m);
 
 /*
+ * Migration's hand-over of the disk images (DeviceOps.set_active): all
+ * devices or none. An incoming machine starts inactive; machine_cont()
+ * activates, so a VM only runs with its images in hand. Loop thread.
+ */
+gboolean machine_set_devices_active(Machine *m, gboolean active, GError **error);
+
+/*
  * vCPU thread side of the run control. vcpu_wait_runnable() parks the
  * calling vCPU while the machine is paused; it returns FALSE when the
  * thread must exit.

@@ -133,6 +133,8 @@ typedef struct VirtioDeviceOps {
      */
     gboolean (*save)(VirtioDevice *vdev, StateWriter *w, GError **error);
     gboolean (*load)(VirtioDevice *vdev, StateReader *r, GError **error);
+    /* DeviceOps.set_active (device.h), lock held. Optional. */
+    gboolean (*set_active)(VirtioDevice *vdev, gboolean active, GError **error);
     /*
      * Frees the device's own resources and the structure embedding
      * vdev; the core's parts (queues) are already gone. Called without

@@ -35,6 +35,11 @@ MODE:
             the same VM saved to a file while the device writes, restored
   virtio-blk  the same with virtio-blk reads (io_uring straight into guest
             RAM) from a raw image the test writes
+  shared-disk  the virtio-blk guest on a writable qcow2 image both VMMs
+            open (shared storage): the destination starts while the source
+            holds the image; a save to a file lets the image go and cont
+            takes it back; after a live migration the destination runs on
+            it and the source can no longer resume; qemu-img check is clean
 
 The guest (tests/guest/migrate-dirty.c) verifies its whole RAM pattern
 every pass at CPL3 and prints "VIREO-GUEST: error: ..." on any mismatch.
@@ -556,6 +561,47 @@ def virtio_vm(args, tmp, tag, extra=()):
               pass_line=VIRTIO_PASS)
 
 
+def test_shared_disk(args, tmp, vms):
+    qcow2 = os.path.join(tmp, "disk.qcow2")
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", blk_image(tmp), qcow2],
+                   check=True)
+    disk = ["--disk", "path=%s,format=qcow2" % qcow2]
+    src = Vm(args, tmp, "src", disk, cmdline="seconds=14 pages=%d blk=1" % VIRTIO_PAGES,
+             pass_line=VIRTIO_PASS)
+    vms.append(src)
+    c = src.connect()
+    src.wait_serial("VIREO-GUEST: progress")
+    # A save lets the image go; cont takes it back and the guest reads on.
+    migrate(src, type("D", (), {"tag": "file"}), "file:" + os.path.join(tmp, "vm.state"))
+    c.ok("cont")
+    check(src.status() == "running", "source is %s after cont" % src.status())
+    progress = src.serial().count("progress")
+    deadline = time.monotonic() + 10
+    while src.serial().count("progress") == progress:
+        check(time.monotonic() < deadline, "the guest made no progress after the save")
+        time.sleep(0.05)
+    log("saved to a file, resumed: the image was handed back")
+
+    # The destination starts while the source has the image open for writing.
+    sock = os.path.join(tmp, "mig.sock")
+    dst = Vm(args, tmp, "dst", disk + ["--incoming", "unix:" + sock, "-S"],
+             pass_line=VIRTIO_PASS)
+    vms.append(dst)
+    d = dst.connect()
+    migrate(src, dst, "unix:" + sock, {"max-bandwidth": 0})
+    wait_dest_status(dst, "paused")
+    d.ok("cont")
+    err = c.error("cont")
+    check("lock" in err["desc"], "the source resumed beside the destination: %r" % err)
+    check(src.status() == "postmigrate", "source is %s" % src.status())
+    log("source refused to resume: %s" % err["desc"])
+    src.quit()
+    dst.expect_pass()
+    out = subprocess.run(["qemu-img", "check", qcow2], capture_output=True, text=True)
+    check(out.returncode == 0, "qemu-img check after the migration:\n%s%s" %
+          (out.stdout, out.stderr))
+
+
 def test_virtio(args, tmp, vms):
     src = virtio_vm(args, tmp, "src")
     vms.append(src)
@@ -593,7 +639,7 @@ def test_virtio(args, tmp, vms):
 
 TESTS = {"autoconverge": test_autoconverge, "precopy": test_precopy, "file": test_file, "cancel": test_cancel,
          "pingpong": test_pingpong, "errors": test_errors, "virtio": test_virtio, "virtio-blk": test_virtio,
-         "postcopy": test_postcopy}
+         "postcopy": test_postcopy, "shared-disk": test_shared_disk}
 
 
 def main():
