@@ -165,6 +165,10 @@ gboolean qcow2_parse_extensions(const uint8_t *buf, size_t len, const Qcow2Heade
 /* Rewrites the first cluster from q->hdr, q->extensions and the backing
  * name. Caller holds the lock. */
 int qcow2_write_header(Qcow2State *q);
+/* The first cluster: header, extensions (Qcow2Extension*), backing file name. */
+uint8_t *qcow2_build_header(const Qcow2Header *h, GPtrArray *exts, const char *backing,
+                            const char *backing_fmt, uint64_t cs, int *err);
+void qcow2_extension_free(gpointer p);
 /* Writes just the incompatible-features field (dirty/corrupt bits). */
 int qcow2_write_incompat(Qcow2State *q);
 /* Marks the image corrupt (header bit) after finding broken metadata. */
