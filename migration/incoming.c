@@ -35,17 +35,19 @@ struct MigDest {
     GThread *thread;
     MigStream *stream;
 
-    GMutex lock;                /* protects info, conn, closing */
+    GMutex lock;                /* protects info, conn, closing, recover_fd */
+    GCond cond;
     MigInfo info;
     int64_t start_ns;
+    int recover_fd;             /* post-copy recovery: where the source connects again */
 
     /* Post-copy: missing pages fault into uffd; the fault thread asks for them. */
     int uffd;
     int fault_stop;             /* eventfd that ends the fault thread */
-    int stream_fd;              /* the socket requests go out on */
+    int stream_fd;              /* under write_lock: the socket requests go out on, or -1 */
     GThread *fault_thread;
     GMutex write_lock;          /* requests and the ack share the socket */
-    unsigned long *requested;   /* fault thread only */
+    unsigned long *requested;   /* under write_lock: pages asked for once */
     uint8_t *bounce;            /* incoming thread: one run, inflated or zero */
     ZSTD_DCtx *dctx;
 };
@@ -75,12 +77,12 @@ static gboolean is_socket(int fd)
 
 /* --- post-copy --- */
 
-static gboolean write_full(MigDest *dst, const uint8_t *buf, size_t len)
+/* write_lock held. */
+static gboolean write_full_locked(MigDest *dst, const uint8_t *buf, size_t len)
 {
     size_t done = 0;
 
-    g_mutex_lock(&dst->write_lock);
-    while (done < len) {
+    while (dst->stream_fd >= 0 && done < len) {
         ssize_t n = write(dst->stream_fd, buf + done, len - done);
 
         if (n < 0 && errno == EINTR)
@@ -89,8 +91,18 @@ static gboolean write_full(MigDest *dst, const uint8_t *buf, size_t len)
             break;
         done += n;
     }
-    g_mutex_unlock(&dst->write_lock);
     return done == len;
+}
+
+/* write_lock held. A lost request is asked again when the link comes back. */
+static void request_page_locked(MigDest *dst, uint64_t page)
+{
+    uint8_t req[MIG_RETURN_REQUEST_LEN];
+
+    req[0] = MIG_RETURN_REQUEST;
+    vireo_le_store(req + 1, 8, page * MIG_PAGE_SIZE);
+    vireo_le_store(req + 9, 4, 1);
+    write_full_locked(dst, req, sizeof(req));
 }
 
 static gpointer fault_thread(gpointer opaque)
@@ -102,8 +114,8 @@ static gpointer fault_thread(gpointer opaque)
         struct pollfd p[2] = { { .fd = dst->uffd, .events = POLLIN },
                                { .fd = dst->fault_stop, .events = POLLIN } };
         struct uffd_msg msg;
-        uint8_t req[MIG_RETURN_REQUEST_LEN];
         uint64_t page;
+        gboolean asked;
 
         if (poll(p, 2, -1) < 0 && errno != EINTR)
             return NULL;
@@ -113,18 +125,21 @@ static gpointer fault_thread(gpointer opaque)
             msg.event != UFFD_EVENT_PAGEFAULT)
             continue;
         page = (msg.arg.pagefault.address - (uintptr_t)dst->ram.base) / MIG_PAGE_SIZE;
-        /* Several threads may wait for one page: ask once, the answer wakes them all. */
-        if (page >= pages || (dst->requested[page / BITS_PER_LONG] & (1UL << (page % BITS_PER_LONG))))
+        if (page >= pages)
             continue;
-        dst->requested[page / BITS_PER_LONG] |= 1UL << (page % BITS_PER_LONG);
-        req[0] = MIG_RETURN_REQUEST;
-        vireo_le_store(req + 1, 8, page * MIG_PAGE_SIZE);
-        vireo_le_store(req + 9, 4, 1);
+        /* Several threads may wait for one page: ask once, the answer wakes them all. */
+        g_mutex_lock(&dst->write_lock);
+        asked = dst->requested[page / BITS_PER_LONG] & (1UL << (page % BITS_PER_LONG));
+        if (!asked) {
+            dst->requested[page / BITS_PER_LONG] |= 1UL << (page % BITS_PER_LONG);
+            request_page_locked(dst, page);
+        }
+        g_mutex_unlock(&dst->write_lock);
+        if (asked)
+            continue;
         g_mutex_lock(&dst->lock);
         dst->info.postcopy_requests++;
         g_mutex_unlock(&dst->lock);
-        if (!write_full(dst, req, sizeof(req)))
-            return NULL;        /* the stream fails too, and says why */
     }
 }
 
@@ -155,7 +170,9 @@ static gboolean postcopy_start(MigDest *dst, int fd, GError **error)
         g_set_error(error, VIREO_ERROR, VIREO_ERROR_IO, "eventfd: %s", g_strerror(saved));
         return FALSE;
     }
+    g_mutex_lock(&dst->write_lock);
     dst->stream_fd = fd;
+    g_mutex_unlock(&dst->write_lock);
     dst->requested = g_new0(unsigned long, dst->ram.size / MIG_PAGE_SIZE / BITS_PER_LONG + 1);
     dst->bounce = g_malloc0((size_t)MIG_RAM_MAX_RUN * MIG_PAGE_SIZE);
     dst->fault_thread = g_thread_new("migration-fault", fault_thread, dst);
@@ -294,32 +311,239 @@ bad:
     return FALSE;
 }
 
+/* What receive() keeps across records. */
+typedef struct Receiver {
+    MigRamDecoder *dec;
+    int fd;                     /* the stream's socket or file */
+    gboolean have_state;
+    gboolean postcopy;
+    gboolean done;              /* END checked and acked */
+    gboolean was_running;
+} Receiver;
+
+static gboolean handle_record(MigDest *dst, Receiver *rx, const MigRecord *rec, GError **error)
+{
+    switch (rec->type) {
+    case MIG_RECORD_RAM:
+        if (rx->postcopy)
+            return postcopy_ram(dst, rec, error);
+        if (rx->have_state) {
+            g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_STATE,
+                        "migration stream has RAM after the machine state");
+            return FALSE;
+        }
+        return mig_ram_decoder_apply(rx->dec, rec->data, rec->len, error);
+    case MIG_RECORD_DISCARD:
+        if (rx->have_state) {
+            g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_STATE,
+                        "migration stream discards RAM after the machine state");
+            return FALSE;
+        }
+        return postcopy_discard(dst, rec, error);
+    case MIG_RECORD_POSTCOPY:
+        if (rx->have_state || rec->len < 1) {
+            g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_STATE,
+                        "migration stream has a bad or second machine state section");
+            return FALSE;
+        }
+        rx->was_running = rec->data[0] & MIG_STATE_FLAG_RUNNING;
+        /* Missing pages must fault to us before anything can touch them. */
+        if (!postcopy_start(dst, rx->fd, error))
+            return FALSE;
+        rx->have_state = rx->postcopy = TRUE;
+        g_mutex_lock(&dst->lock);
+        dst->info.postcopy = TRUE;
+        g_mutex_unlock(&dst->lock);
+        set_status(dst, MIG_STATUS_POSTCOPY_ACTIVE);
+        dst->ops->start_postcopy(dst->opaque, g_bytes_new(rec->data + 1, rec->len - 1),
+                                 rx->was_running);
+        return TRUE;
+    case MIG_RECORD_STATE:
+        if (rx->have_state || rec->len < 1) {
+            g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_STATE,
+                        "migration stream has a bad or second machine state section");
+            return FALSE;
+        }
+        rx->was_running = rec->data[0] & MIG_STATE_FLAG_RUNNING;
+        /*
+         * Loaded before the END is checked: the VM has not run yet,
+         * and a bad checksum still fails the whole migration.
+         */
+        if (!dst->ops->load_state(dst->opaque, rec->data + 1, rec->len - 1, error))
+            return FALSE;
+        rx->have_state = TRUE;
+        return TRUE;
+    case MIG_RECORD_END:
+        if (!rx->have_state) {
+            g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_STATE,
+                        "migration stream ended without the machine state");
+            return FALSE;
+        }
+        if (rx->postcopy)
+            postcopy_stop(dst, TRUE);
+        rx->done = TRUE;
+        if (is_socket(rx->fd)) {
+            uint8_t ack = MIG_ACK_BYTE;
+            gboolean ok;
+
+            g_mutex_lock(&dst->write_lock);
+            dst->stream_fd = rx->fd;
+            ok = write_full_locked(dst, &ack, 1);
+            g_mutex_unlock(&dst->write_lock);
+            if (!ok) {
+                g_set_error(error, VIREO_ERROR, VIREO_ERROR_IO,
+                            "cannot confirm the migration to the source: %s",
+                            g_strerror(errno ? errno : EPIPE));
+                return FALSE;
+            }
+        }
+        return TRUE;
+    }
+    return TRUE;
+}
+
+/* Sets the bit of every page the memfd holds (holes are what is missing). */
+static void present_pages(MigDest *dst, uint8_t *bitmap)
+{
+    off_t pos = 0, size = dst->ram.size;
+
+    while (pos < size) {
+        off_t data = lseek(dst->ram.memfd, pos, SEEK_DATA);
+        off_t hole;
+
+        if (data < 0)
+            break;
+        hole = lseek(dst->ram.memfd, data, SEEK_HOLE);
+        if (hole < 0 || hole > size)
+            hole = size;
+        for (uint64_t p = data / MIG_PAGE_SIZE; p < (uint64_t)hole / MIG_PAGE_SIZE; p++)
+            bitmap[p / 8] |= 1u << (p % 8);
+        pos = hole;
+    }
+}
+
+static gboolean page_present(MigDest *dst, uint64_t page)
+{
+    off_t off = page * MIG_PAGE_SIZE;
+
+    return lseek(dst->ram.memfd, off, SEEK_DATA) == off;
+}
+
+/*
+ * A source connecting again after a broken post-copy link: tell it which
+ * pages are here, read its new stream's header, and ask again for the
+ * pages vCPUs still wait for (their requests may have been lost).
+ */
+static gboolean accept_again(MigDest *dst, Receiver *rx, int listen_fd, GError **error)
+{
+    uint64_t pages = dst->ram.size / MIG_PAGE_SIZE;
+    size_t words = (pages + 63) / 64;
+    g_autofree uint8_t *msg = g_malloc0(1 + words * 8);
+    uint64_t ram_size;
+    int fd = mig_channel_accept(listen_fd, error);
+
+    if (fd < 0)
+        return FALSE;
+    g_mutex_lock(&dst->lock);
+    dst->conn = fd;
+    g_mutex_unlock(&dst->lock);
+    rx->fd = fd;
+    msg[0] = MIG_RESUME_BITMAP;
+    present_pages(dst, msg + 1);
+    g_mutex_lock(&dst->write_lock);
+    dst->stream_fd = fd;
+    if (!write_full_locked(dst, msg, 1 + words * 8)) {
+        dst->stream_fd = -1;
+        g_mutex_unlock(&dst->write_lock);
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_IO, "cannot tell the source our pages");
+        return FALSE;
+    }
+    for (uint64_t p = 0; p < pages; p++) {
+        if ((dst->requested[p / BITS_PER_LONG] & (1UL << (p % BITS_PER_LONG))) &&
+            !page_present(dst, p))
+            request_page_locked(dst, p);
+    }
+    g_mutex_unlock(&dst->write_lock);
+    dst->stream = mig_stream_new_reader(fd);
+    if (!mig_stream_read_header(dst->stream, &ram_size, error))
+        return FALSE;
+    if (ram_size != dst->ram.size) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_STATE,
+                    "the resumed stream is for another RAM size");
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* POSTCOPY_PAUSED until mig_dest_recover() gives a socket a source comes back on. */
+static gboolean pause_and_accept(MigDest *dst, Receiver *rx, GError **error)
+{
+    for (;;) {
+        g_autoptr(GError) err = NULL;
+        int old, listen_fd;
+        gboolean ok;
+
+        g_mutex_lock(&dst->write_lock);
+        dst->stream_fd = -1;
+        g_mutex_unlock(&dst->write_lock);
+        g_mutex_lock(&dst->lock);
+        old = dst->conn;
+        dst->conn = -1;
+        g_mutex_unlock(&dst->lock);
+        if (old >= 0 && old != dst->fd)
+            close(old);
+        mig_stream_free(dst->stream);
+        dst->stream = NULL;
+        set_status(dst, MIG_STATUS_POSTCOPY_PAUSED);
+        g_mutex_lock(&dst->lock);
+        while (dst->recover_fd < 0 && !dst->closing)
+            g_cond_wait(&dst->cond, &dst->lock);
+        listen_fd = dst->recover_fd;
+        g_mutex_unlock(&dst->lock);
+        if (listen_fd < 0) {
+            g_set_error(error, VIREO_ERROR, VIREO_ERROR_FAILED,
+                        "incoming post-copy migration given up while paused");
+            return FALSE;
+        }
+        set_status(dst, MIG_STATUS_POSTCOPY_RECOVER);
+        ok = accept_again(dst, rx, listen_fd, &err);
+        g_mutex_lock(&dst->lock);
+        dst->recover_fd = -1;
+        g_mutex_unlock(&dst->lock);
+        close(listen_fd);
+        if (ok) {
+            set_status(dst, MIG_STATUS_POSTCOPY_ACTIVE);
+            return TRUE;
+        }
+        g_warning("post-copy recovery failed: %s", err->message);
+    }
+}
+
 static gboolean receive(MigDest *dst, gboolean *was_running, GError **error)
 {
     g_autoptr(MigRamDecoder) dec = mig_ram_decoder_new(dst->ram.base, dst->ram.size, TRUE);
-    gboolean have_state = FALSE, postcopy = FALSE;
+    Receiver rx = { .dec = dec, .fd = dst->fd };
     uint64_t ram_size;
-    int fd = dst->fd;
 
     if (dst->needs_accept) {
-        fd = mig_channel_accept(dst->fd, error);
-        if (fd < 0)
+        rx.fd = mig_channel_accept(dst->fd, error);
+        if (rx.fd < 0)
             return FALSE;
         g_mutex_lock(&dst->lock);
         if (dst->closing) {
             g_mutex_unlock(&dst->lock);
-            close(fd);
+            close(rx.fd);
             g_set_error(error, VIREO_ERROR, VIREO_ERROR_FAILED, "incoming migration cancelled");
             return FALSE;
         }
-        dst->conn = fd;
+        dst->conn = rx.fd;
         g_mutex_unlock(&dst->lock);
     }
     g_mutex_lock(&dst->lock);
     dst->start_ns = now_ns();
     g_mutex_unlock(&dst->lock);
     set_status(dst, MIG_STATUS_ACTIVE);
-    dst->stream = mig_stream_new_reader(fd);
+    dst->stream = mig_stream_new_reader(rx.fd);
     if (!mig_stream_read_header(dst->stream, &ram_size, error))
         return FALSE;
     if (ram_size != dst->ram.size) {
@@ -329,90 +553,24 @@ static gboolean receive(MigDest *dst, gboolean *was_running, GError **error)
                     (guint64)(dst->ram.size >> 20));
         return FALSE;
     }
-    for (;;) {
+    while (!rx.done) {
+        g_autoptr(GError) err = NULL;
         MigRecord rec;
 
-        if (!mig_stream_read_record(dst->stream, &rec, error))
+        if (mig_stream_read_record(dst->stream, &rec, &err) &&
+            handle_record(dst, &rx, &rec, &err))
+            continue;
+        /* After the switch the VM runs here: a broken link pauses, it never fails alone. */
+        if (!rx.postcopy || rx.done) {
+            g_propagate_error(error, g_steal_pointer(&err));
             return FALSE;
-        switch (rec.type) {
-        case MIG_RECORD_RAM:
-            if (postcopy) {
-                if (!postcopy_ram(dst, &rec, error))
-                    return FALSE;
-                break;
-            }
-            if (have_state) {
-                g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_STATE,
-                            "migration stream has RAM after the machine state");
-                return FALSE;
-            }
-            if (!mig_ram_decoder_apply(dec, rec.data, rec.len, error))
-                return FALSE;
-            break;
-        case MIG_RECORD_DISCARD:
-            if (have_state) {
-                g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_STATE,
-                            "migration stream discards RAM after the machine state");
-                return FALSE;
-            }
-            if (!postcopy_discard(dst, &rec, error))
-                return FALSE;
-            break;
-        case MIG_RECORD_POSTCOPY:
-            if (have_state || rec.len < 1) {
-                g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_STATE,
-                            "migration stream has a bad or second machine state section");
-                return FALSE;
-            }
-            *was_running = rec.data[0] & MIG_STATE_FLAG_RUNNING;
-            /* Missing pages must fault to us before anything can touch them. */
-            if (!postcopy_start(dst, fd, error))
-                return FALSE;
-            have_state = postcopy = TRUE;
-            g_mutex_lock(&dst->lock);
-            dst->info.postcopy = TRUE;
-            g_mutex_unlock(&dst->lock);
-            set_status(dst, MIG_STATUS_POSTCOPY_ACTIVE);
-            dst->ops->start_postcopy(dst->opaque, g_bytes_new(rec.data + 1, rec.len - 1),
-                                     *was_running);
-            break;
-        case MIG_RECORD_STATE:
-            if (have_state || rec.len < 1) {
-                g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_STATE,
-                            "migration stream has a bad or second machine state section");
-                return FALSE;
-            }
-            *was_running = rec.data[0] & MIG_STATE_FLAG_RUNNING;
-            /*
-             * Loaded before the END is checked: the VM has not run yet,
-             * and a bad checksum still fails the whole migration.
-             */
-            if (!dst->ops->load_state(dst->opaque, rec.data + 1, rec.len - 1, error))
-                return FALSE;
-            have_state = TRUE;
-            break;
-        case MIG_RECORD_END:
-            if (!have_state) {
-                g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_STATE,
-                            "migration stream ended without the machine state");
-                return FALSE;
-            }
-            if (postcopy)
-                postcopy_stop(dst, TRUE);
-            if (is_socket(fd)) {
-                uint8_t ack = MIG_ACK_BYTE;
-
-                dst->stream_fd = fd;
-                if (!write_full(dst, &ack, 1)) {
-                    g_set_error(error, VIREO_ERROR, VIREO_ERROR_IO,
-                                "cannot confirm the migration to the source: %s",
-                                g_strerror(errno ? errno : EPIPE));
-                    return FALSE;
-                }
-            }
-            return TRUE;
         }
+        g_warning("post-copy migration paused: %s; migrate-recover continues it", err->message);
+        if (!pause_and_accept(dst, &rx, error))
+            return FALSE;
     }
+    *was_running = rx.was_running;
+    return TRUE;
 }
 
 static gpointer dest_thread(gpointer opaque)
@@ -445,7 +603,8 @@ MigDest *mig_dest_start(const MigRam *ram, int fd, gboolean needs_accept, const 
     dst->opaque = opaque;
     dst->fd = fd;
     dst->conn = -1;
-    dst->uffd = dst->fault_stop = dst->stream_fd = -1;
+    dst->uffd = dst->fault_stop = dst->stream_fd = dst->recover_fd = -1;
+    g_cond_init(&dst->cond);
     g_mutex_init(&dst->write_lock);
     dst->needs_accept = needs_accept;
     dst->start_ns = now_ns();
@@ -467,16 +626,54 @@ void mig_dest_get_info(MigDest *dst, MigInfo *info)
     g_mutex_unlock(&dst->lock);
 }
 
+gboolean mig_dest_pause(MigDest *dst, GError **error)
+{
+    gboolean ok;
+
+    g_mutex_lock(&dst->lock);
+    ok = dst->info.status == MIG_STATUS_POSTCOPY_ACTIVE && dst->conn >= 0;
+    if (ok)
+        shutdown(dst->conn, SHUT_RDWR);
+    g_mutex_unlock(&dst->lock);
+    if (!ok)
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_FAILED,
+                    "migrate-pause is only for a post-copy migration under way");
+    return ok;
+}
+
+gboolean mig_dest_recover(MigDest *dst, int listen_fd, GError **error)
+{
+    gboolean ok;
+
+    g_mutex_lock(&dst->lock);
+    ok = dst->info.status == MIG_STATUS_POSTCOPY_PAUSED && dst->recover_fd < 0 &&
+         !dst->closing;
+    if (ok) {
+        dst->recover_fd = listen_fd;
+        g_cond_broadcast(&dst->cond);
+    }
+    g_mutex_unlock(&dst->lock);
+    if (!ok) {
+        close(listen_fd);
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_FAILED,
+                    "Migrate recover can only be run when postcopy is paused.");
+    }
+    return ok;
+}
+
 void mig_dest_free(MigDest *dst)
 {
     if (!dst)
         return;
-    /* Wakes a thread waiting in accept() or read(). */
+    /* Wakes a thread waiting in accept() or read(), or paused. */
     g_mutex_lock(&dst->lock);
     dst->closing = TRUE;
     shutdown(dst->fd, SHUT_RDWR);
     if (dst->conn >= 0)
         shutdown(dst->conn, SHUT_RDWR);
+    if (dst->recover_fd >= 0)
+        shutdown(dst->recover_fd, SHUT_RDWR);
+    g_cond_broadcast(&dst->cond);
     g_mutex_unlock(&dst->lock);
     g_thread_join(dst->thread);
     if (dst->conn >= 0)
@@ -484,6 +681,7 @@ void mig_dest_free(MigDest *dst)
     close(dst->fd);
     mig_stream_free(dst->stream);
     mig_info_clear(&dst->info);
+    g_cond_clear(&dst->cond);
     g_mutex_clear(&dst->lock);
     g_mutex_clear(&dst->write_lock);
     g_free(dst->requested);

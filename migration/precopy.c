@@ -48,6 +48,9 @@ struct MigSource {
     GArray *requests;           /* uint64_t pairs: first page, count */
     int rp_state;               /* RP_* */
     int rp_fd;                  /* the stream's socket, read by that thread only */
+    /* Post-copy recovery. */
+    MigUri *resume_uri;         /* under lock: where to connect again */
+    uint64_t bytes_base;        /* thread only: sent on earlier connections */
 };
 
 enum { RP_RUNNING, RP_ACKED, RP_CLOSED };
@@ -60,6 +63,8 @@ const char *mig_status_name(MigStatus status)
     case MIG_STATUS_ACTIVE: return "active";
     case MIG_STATUS_DEVICE: return "device";
     case MIG_STATUS_POSTCOPY_ACTIVE: return "postcopy-active";
+    case MIG_STATUS_POSTCOPY_PAUSED: return "postcopy-paused";
+    case MIG_STATUS_POSTCOPY_RECOVER: return "postcopy-recover";
     case MIG_STATUS_COMPLETED: return "completed";
     case MIG_STATUS_FAILED: return "failed";
     case MIG_STATUS_CANCELLING: return "cancelling";
@@ -106,7 +111,8 @@ static void set_status(MigSource *src, MigStatus status)
 static void update_progress(MigSource *src, uint64_t remaining_pages)
 {
     g_mutex_lock(&src->lock);
-    src->info.ram_transferred = src->stream ? mig_stream_get_bytes(src->stream) : 0;
+    src->info.ram_transferred = src->bytes_base +
+                                (src->stream ? mig_stream_get_bytes(src->stream) : 0);
     src->info.ram_remaining = remaining_pages * MIG_PAGE_SIZE;
     src->info.ram_normal = src->ram_stats.pages;
     src->info.ram_duplicate = src->ram_stats.zero_pages;
@@ -333,56 +339,21 @@ static gboolean serve_requests(MigSource *src, GError **error)
 /* Small runs in the background, so that a request waits for little. */
 #define POSTCOPY_RUN 16
 
-static gboolean run_postcopy(MigSource *src, GBytes *state, gboolean was_running,
-                             int64_t stop_start, GError **error)
+static void start_return_path(MigSource *src, int fd)
 {
-    uint64_t words = (src->nr_pages + BITS_PER_LONG - 1) / BITS_PER_LONG;
-    uint64_t left = count_dirty(src);
-    uint8_t flags = was_running ? MIG_STATE_FLAG_RUNNING : 0;
-    gsize state_len;
-    const uint8_t *state_data = g_bytes_get_data(state, &state_len);
-    gboolean acked;
-
-    /* Pages dirtied since they were sent: the destination drops its copies. */
-    for (uint64_t w = 0; w < words; w++) {
-        unsigned long bits = src->dirty[w];
-
-        while (bits) {
-            uint64_t first = w * BITS_PER_LONG + __builtin_ctzl(bits), p = first;
-            uint8_t rec[MIG_DISCARD_LEN];
-
-            while (p < (w + 1) * BITS_PER_LONG && (bits & (1UL << (p % BITS_PER_LONG)))) {
-                bits &= ~(1UL << (p % BITS_PER_LONG));
-                p++;
-            }
-            vireo_le_store(rec, 8, first * MIG_PAGE_SIZE);
-            vireo_le_store(rec + 8, 4, p - first);
-            if (!mig_stream_write_record(src->stream, MIG_RECORD_DISCARD, rec, sizeof(rec), NULL,
-                                         0, error))
-                return FALSE;
-        }
-    }
-    if (state_len > MIG_STATE_MAX - 1) {
-        g_set_error(error, VIREO_ERROR, VIREO_ERROR_FAILED, "machine state too large (%zu bytes)",
-                    (size_t)state_len);
-        return FALSE;
-    }
-    src->requests = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+    g_array_set_size(src->requests, 0);
     src->rp_state = RP_RUNNING;
     g_mutex_lock(&src->lock);
-    src->rp_fd = src->fd;
+    src->rp_fd = fd;
     g_mutex_unlock(&src->lock);
     src->rp_thread = g_thread_new("migration-rp", return_path_thread, src);
-    if (!mig_stream_write_record(src->stream, MIG_RECORD_POSTCOPY, &flags, 1, state_data,
-                                 state_len, error) ||
-        !mig_stream_flush(src->stream, error))
-        return FALSE;
-    /* From here on the destination runs: a failure must not resume the source. */
-    g_mutex_lock(&src->lock);
-    src->info.postcopy = TRUE;
-    src->info.downtime = (now_ns() - stop_start) / 1000000;
-    g_mutex_unlock(&src->lock);
-    set_status(src, MIG_STATUS_POSTCOPY_ACTIVE);
+}
+
+/* After the switch: what is still dirty, requests first, then END and the ack. */
+static gboolean send_rest(MigSource *src, uint64_t left, GError **error)
+{
+    uint64_t words = (src->nr_pages + BITS_PER_LONG - 1) / BITS_PER_LONG;
+    gboolean acked;
 
     for (uint64_t w = 0; w < words;) {
         uint64_t first, p;
@@ -418,8 +389,161 @@ static gboolean run_postcopy(MigSource *src, GBytes *state, gboolean was_running
                     "the destination did not confirm the post-copy migration");
         return FALSE;
     }
-    update_progress(src, 0);
     return TRUE;
+}
+
+/* Drops the broken connection: the return path ends, the stream is forgotten. */
+static void drop_link(MigSource *src)
+{
+    int fd;
+
+    g_mutex_lock(&src->lock);
+    fd = src->fd;
+    src->fd = -1;
+    g_mutex_unlock(&src->lock);
+    if (fd >= 0)
+        shutdown(fd, SHUT_RDWR);
+    if (src->rp_thread) {
+        g_thread_join(src->rp_thread);
+        src->rp_thread = NULL;
+    }
+    if (fd >= 0)
+        close(fd);
+    if (src->stream) {
+        src->bytes_base += mig_stream_get_bytes(src->stream);
+        mig_stream_free(src->stream);
+        src->stream = NULL;
+    }
+}
+
+/*
+ * The new link: the destination says which pages it holds, everything
+ * else is sent again on a new stream. The fd is published first, so a
+ * cancel can break a handshake that hangs.
+ */
+static gboolean reconnect(MigSource *src, const MigUri *uri, GError **error)
+{
+    uint64_t words = (src->nr_pages + BITS_PER_LONG - 1) / BITS_PER_LONG;
+    g_autofree uint8_t *present = g_malloc(words * 8);
+    struct timeval tv = { .tv_sec = ACK_TIMEOUT_MS / 1000 }, none = { 0 };
+    uint8_t tag = 0;
+    int fd = mig_channel_connect(uri, error);
+
+    if (fd < 0)
+        return FALSE;
+    g_mutex_lock(&src->lock);
+    src->fd = fd;
+    g_mutex_unlock(&src->lock);
+    if (cancelled(src, error))
+        return FALSE;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (!read_full(fd, &tag, 1) || tag != MIG_RESUME_BITMAP || !read_full(fd, present, words * 8)) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_IO,
+                    "the destination did not say which pages it has");
+        return FALSE;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+    for (uint64_t w = 0; w < words; w++)
+        src->dirty[w] = ~(unsigned long)vireo_le_load(present + w * 8, 8);
+    if (src->nr_pages % BITS_PER_LONG)
+        src->dirty[words - 1] &= (1UL << (src->nr_pages % BITS_PER_LONG)) - 1;
+    src->stream = mig_stream_new_writer(fd);
+    src->rate_start = now_ns();
+    src->rate_bytes = 0;
+    start_return_path(src, fd);
+    return mig_stream_write_header(src->stream, src->ram.size, error) &&
+           mig_stream_flush(src->stream, error);
+}
+
+/* POSTCOPY_PAUSED until migrate resume=true gives a link that works, or a cancel. */
+static gboolean pause_and_reconnect(MigSource *src, GError **error)
+{
+    for (;;) {
+        g_autoptr(MigUri) uri = NULL;
+        g_autoptr(GError) err = NULL;
+
+        drop_link(src);
+        set_status(src, MIG_STATUS_POSTCOPY_PAUSED);
+        g_mutex_lock(&src->lock);
+        while (!src->resume_uri && !g_atomic_int_get(&src->cancel))
+            g_cond_wait(&src->cond, &src->lock);
+        uri = g_steal_pointer(&src->resume_uri);
+        g_mutex_unlock(&src->lock);
+        if (cancelled(src, error))
+            return FALSE;
+        set_status(src, MIG_STATUS_POSTCOPY_RECOVER);
+        if (reconnect(src, uri, &err)) {
+            set_status(src, MIG_STATUS_POSTCOPY_ACTIVE);
+            return TRUE;
+        }
+        g_warning("post-copy recovery failed: %s", err->message);
+    }
+}
+
+static gboolean run_postcopy(MigSource *src, GBytes *state, gboolean was_running,
+                             int64_t stop_start, GError **error)
+{
+    uint64_t words = (src->nr_pages + BITS_PER_LONG - 1) / BITS_PER_LONG;
+    uint64_t left = count_dirty(src);
+    uint8_t flags = was_running ? MIG_STATE_FLAG_RUNNING : 0;
+    gsize state_len;
+    const uint8_t *state_data = g_bytes_get_data(state, &state_len);
+
+    /* Pages dirtied since they were sent: the destination drops its copies. */
+    for (uint64_t w = 0; w < words; w++) {
+        unsigned long bits = src->dirty[w];
+
+        while (bits) {
+            uint64_t first = w * BITS_PER_LONG + __builtin_ctzl(bits), p = first;
+            uint8_t rec[MIG_DISCARD_LEN];
+
+            while (p < (w + 1) * BITS_PER_LONG && (bits & (1UL << (p % BITS_PER_LONG)))) {
+                bits &= ~(1UL << (p % BITS_PER_LONG));
+                p++;
+            }
+            vireo_le_store(rec, 8, first * MIG_PAGE_SIZE);
+            vireo_le_store(rec + 8, 4, p - first);
+            if (!mig_stream_write_record(src->stream, MIG_RECORD_DISCARD, rec, sizeof(rec), NULL,
+                                         0, error))
+                return FALSE;
+        }
+    }
+    if (state_len > MIG_STATE_MAX - 1) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_FAILED, "machine state too large (%zu bytes)",
+                    (size_t)state_len);
+        return FALSE;
+    }
+    src->requests = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+    start_return_path(src, src->fd);
+    if (!mig_stream_write_record(src->stream, MIG_RECORD_POSTCOPY, &flags, 1, state_data,
+                                 state_len, error) ||
+        !mig_stream_flush(src->stream, error))
+        return FALSE;
+    /* From here on the destination runs: a failure must not resume the source. */
+    g_mutex_lock(&src->lock);
+    src->info.postcopy = TRUE;
+    src->info.downtime = (now_ns() - stop_start) / 1000000;
+    g_mutex_unlock(&src->lock);
+    set_status(src, MIG_STATUS_POSTCOPY_ACTIVE);
+
+    for (;;) {
+        g_autoptr(GError) err = NULL;
+
+        if (send_rest(src, left, &err)) {
+            update_progress(src, 0);
+            return TRUE;
+        }
+        if (cancelled(src, NULL)) {
+            g_propagate_error(error, g_steal_pointer(&err));
+            return FALSE;
+        }
+        /* The VM lives on the destination now: wait for a new link, never give up alone. */
+        g_warning("post-copy migration paused: %s; migrate with resume=true continues it",
+                  err->message);
+        if (!pause_and_reconnect(src, error))
+            return FALSE;
+        left = count_dirty(src);
+    }
 }
 
 gboolean mig_source_start_postcopy(MigSource *src, GError **error)
@@ -441,6 +565,41 @@ gboolean mig_source_start_postcopy(MigSource *src, GError **error)
     }
     g_atomic_int_set(&src->postcopy, 1);
     return TRUE;
+}
+
+gboolean mig_source_pause(MigSource *src, GError **error)
+{
+    gboolean ok;
+
+    g_mutex_lock(&src->lock);
+    ok = src->info.status == MIG_STATUS_POSTCOPY_ACTIVE && src->fd >= 0;
+    /* Both directions: the sender and the return path notice at once. */
+    if (ok)
+        shutdown(src->fd, SHUT_RDWR);
+    g_mutex_unlock(&src->lock);
+    if (!ok)
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_FAILED,
+                    "migrate-pause is only for a post-copy migration under way");
+    return ok;
+}
+
+gboolean mig_source_resume(MigSource *src, MigUri *uri, GError **error)
+{
+    gboolean ok;
+
+    g_mutex_lock(&src->lock);
+    ok = src->info.status == MIG_STATUS_POSTCOPY_PAUSED && !src->resume_uri;
+    if (ok) {
+        src->resume_uri = uri;
+        g_cond_broadcast(&src->cond);
+    }
+    g_mutex_unlock(&src->lock);
+    if (!ok) {
+        mig_uri_free(uri);
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_FAILED,
+                    "Cannot resume if there is no paused migration");
+    }
+    return ok;
 }
 
 gboolean mig_source_in_postcopy(MigSource *src)
@@ -657,9 +816,10 @@ void mig_source_cancel(MigSource *src)
     }
     g_atomic_int_set(&src->cancel, 1);
     src->info.status = MIG_STATUS_CANCELLING;
-    /* Wakes a thread blocked in write() or in the wait for the ack. */
+    /* Wakes a thread blocked in write() or in the wait for the ack or a new link. */
     if (src->fd >= 0)
         shutdown(src->fd, SHUT_RDWR);
+    g_cond_broadcast(&src->cond);
     g_mutex_unlock(&src->lock);
     src->ops->status_changed(src->opaque, MIG_STATUS_CANCELLING);
 }
@@ -688,6 +848,7 @@ void mig_source_free(MigSource *src)
     mig_stream_free(src->stream);
     mig_ram_encoder_free(src->enc);
     mig_uri_free(src->uri);
+    mig_uri_free(src->resume_uri);
     g_free(src->dirty);
     mig_info_clear(&src->info);
     g_mutex_clear(&src->lock);

@@ -332,8 +332,8 @@ static void dest_done(void *opaque)
     if (err) {
         /*
          * The source keeps the VM; this process has nothing left to do.
-         * After a post-copy switch the source is paused and the VM lost
-         * (its vCPUs wait for pages that will not come).
+         * After a post-copy switch a broken link pauses instead, so this
+         * is only reached when the VMM is told to give up.
          */
         fprintf(stderr, "vireo-vmm: incoming %smigration failed: %s\n",
                 mig->postcopy_running ? "post-copy " : "", err->message);
@@ -506,9 +506,28 @@ static JsonValue *cmd_migrate(const JsonValue *args, void *opaque, GError **erro
     if (!qmp_get_bool_arg(args, "resume", FALSE, &flag, error))
         return NULL;
     if (flag) {
-        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC, "Cannot resume if there is no paused "
-                    "migration");
-        return NULL;
+        g_autoptr(GError) err = NULL;
+
+        /* Post-copy recovery: the same migration, on a new link. */
+        if (!mig->src || !mig->src_running) {
+            g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC, "Cannot resume if there is no "
+                        "paused migration");
+            return NULL;
+        }
+        u = mig_uri_parse(uri, error);
+        if (!u)
+            return NULL;
+        if (!mig_uri_is_bidirectional(u)) {
+            mig_uri_free(u);
+            g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC,
+                        "post-copy recovery needs a return path: unix: or tcp:");
+            return NULL;
+        }
+        if (!mig_source_resume(mig->src, u, &err)) {
+            g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC, "%s", err->message);
+            return NULL;
+        }
+        return json_new_object();
     }
     if ((qmp_get_bool_arg(args, "blk", FALSE, &flag, NULL) && flag) ||
         (qmp_get_bool_arg(args, "inc", FALSE, &flag, NULL) && flag)) {
@@ -563,6 +582,61 @@ static JsonValue *cmd_migrate_start_postcopy(const JsonValue *args, void *opaque
         return NULL;
     }
     if (!mig_source_start_postcopy(mig->src, &err)) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC, "%s", err->message);
+        return NULL;
+    }
+    return json_new_object();
+}
+
+static JsonValue *cmd_migrate_pause(const JsonValue *args, void *opaque, GError **error)
+{
+    Migrate *mig = opaque;
+    g_autoptr(GError) err = NULL;
+    gboolean ok;
+
+    if (!qmp_check_args(args, NULL, error))
+        return NULL;
+    if (!mig->dst && !(mig->src && mig->src_running)) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC, "No migration is in progress");
+        return NULL;
+    }
+    ok = mig->src && mig->src_running ? mig_source_pause(mig->src, &err)
+                                      : mig_dest_pause(mig->dst, &err);
+    if (!ok) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC, "%s", err->message);
+        return NULL;
+    }
+    return json_new_object();
+}
+
+/* Destination of a paused post-copy migration: listen for the source on @uri. */
+static JsonValue *cmd_migrate_recover(const JsonValue *args, void *opaque, GError **error)
+{
+    static const char *const allowed[] = { "uri", NULL };
+    Migrate *mig = opaque;
+    g_autoptr(MigUri) u = NULL;
+    g_autoptr(GError) err = NULL;
+    const char *uri = NULL;
+    gboolean needs_accept;
+    int fd;
+
+    if (!qmp_check_args(args, allowed, error) || !qmp_get_string_arg(args, "uri", TRUE, &uri, error))
+        return NULL;
+    if (!mig->dst) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC, "Migrate recover can only be run when "
+                    "postcopy is paused.");
+        return NULL;
+    }
+    u = mig_uri_parse(uri, error);
+    if (!u)
+        return NULL;
+    if (!mig_uri_is_bidirectional(u)) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC,
+                    "post-copy recovery needs a return path: unix: or tcp:");
+        return NULL;
+    }
+    fd = mig_channel_listen(u, &needs_accept, &err);
+    if (fd < 0 || !mig_dest_recover(mig->dst, fd, &err)) {
         g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC, "%s", err->message);
         return NULL;
     }
@@ -881,6 +955,8 @@ static const struct {
     { "migrate", cmd_migrate },
     { "migrate_cancel", cmd_migrate_cancel },
     { "migrate-start-postcopy", cmd_migrate_start_postcopy },
+    { "migrate-pause", cmd_migrate_pause },
+    { "migrate-recover", cmd_migrate_recover },
     { "migrate-incoming", cmd_migrate_incoming },
     { "query-migrate", cmd_query_migrate },
     { "migrate-set-parameters", cmd_migrate_set_parameters },

@@ -47,6 +47,13 @@ typedef enum {
  */
 #define MIG_RETURN_REQUEST 'Q'
 #define MIG_RETURN_REQUEST_LEN 13
+/*
+ * Post-copy recovery: on the new connection the destination speaks first,
+ * 'B' then a bitmap of the pages it holds (u64 little-endian words, bit i
+ * of word w = page 64w + i); the source sends everything else on a new
+ * stream (header, RAM records, END) and answers requests as before.
+ */
+#define MIG_RESUME_BITMAP 'B'
 #define MIG_DISCARD_LEN 12
 
 /* MIG_RECORD_STATE flags */

@@ -28,6 +28,8 @@ typedef enum {
     MIG_STATUS_ACTIVE,
     MIG_STATUS_DEVICE,          /* vCPUs stopped, sending the rest */
     MIG_STATUS_POSTCOPY_ACTIVE, /* the destination runs; the source sends what is left */
+    MIG_STATUS_POSTCOPY_PAUSED, /* the link broke after the switch: both wait for a new one */
+    MIG_STATUS_POSTCOPY_RECOVER,/* connecting again */
     MIG_STATUS_COMPLETED,
     MIG_STATUS_FAILED,
     MIG_STATUS_CANCELLING,
@@ -139,6 +141,16 @@ void mig_source_cancel(MigSource *src);
 gboolean mig_source_start_postcopy(MigSource *src, GError **error);
 /* Whether the destination was let run (a failure then must not resume the source). */
 gboolean mig_source_in_postcopy(MigSource *src);
+/*
+ * Post-copy recovery. A link that breaks after the switch pauses both
+ * ends (POSTCOPY_PAUSED) instead of failing: the destination's vCPUs wait
+ * for their pages, the source keeps RAM. pause breaks the link on purpose
+ * (QMP migrate-pause); resume connects to @uri (owned afterwards), where
+ * the destination listens after mig_dest_recover(), and carries on. Both
+ * FALSE with @error when the migration is not in the right state.
+ */
+gboolean mig_source_pause(MigSource *src, GError **error);
+gboolean mig_source_resume(MigSource *src, MigUri *uri, GError **error);
 void mig_source_get_info(MigSource *src, MigInfo *info);
 /* Joins the thread (cancel first to make that quick). */
 void mig_source_free(MigSource *src);
@@ -173,6 +185,9 @@ typedef struct MigDest MigDest;
 MigDest *mig_dest_start(const MigRam *ram, int fd, gboolean needs_accept, const MigDestOps *ops,
                         void *opaque);
 void mig_dest_get_info(MigDest *dst, MigInfo *info);
+/* Post-copy recovery (see mig_source_pause): @listen_fd is owned afterwards. */
+gboolean mig_dest_pause(MigDest *dst, GError **error);
+gboolean mig_dest_recover(MigDest *dst, int listen_fd, GError **error);
 /* Unblocks the thread if it still waits and joins it. */
 void mig_dest_free(MigDest *dst);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MigDest, mig_dest_free)

@@ -54,6 +54,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -429,6 +430,115 @@ def postcopy_hop(args, tmp, vms, tag, extra):
     return src, dst, dinfo
 
 
+class Relay:
+    """A TCP forwarder the test can cut, as a broken network would."""
+
+    def __init__(self, target_port):
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.port = self.listener.getsockname()[1]
+        self.target_port = target_port
+        self.socks = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        try:
+            a, _ = self.listener.accept()
+            b = socket.create_connection(("127.0.0.1", self.target_port))
+        except OSError:
+            return
+        self.socks = [a, b]
+        for x, y in ((a, b), (b, a)):
+            threading.Thread(target=self._pump, args=(x, y), daemon=True).start()
+
+    @staticmethod
+    def _pump(x, y):
+        try:
+            while True:
+                data = x.recv(1 << 16)
+                if not data:
+                    break
+                y.sendall(data)
+        except OSError:
+            pass
+
+    def cut(self):
+        for s in self.socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+        self.listener.close()
+
+
+def wait_status(c, want, timeout=20):
+    deadline = time.monotonic() + timeout
+    while True:
+        status = c.ok("query-migrate").get("status")
+        if status == want:
+            return
+        check(time.monotonic() < deadline, "%s: migration %s, expected %s" % (c.name, status, want))
+        time.sleep(0.02)
+
+
+def recover(src, dst, tmp, name):
+    """Both ends paused: a new socket, and the migration goes on."""
+    wait_status(src.qmp, "postcopy-paused")
+    wait_status(dst.qmp, "postcopy-paused")
+    check(src.proc.poll() is None and dst.proc.poll() is None, "a side exited while paused")
+    check(src.status() != "running", "the source runs again: %s" % src.status())
+    uri = "unix:" + os.path.join(tmp, name + ".sock")
+    dst.qmp.ok("migrate-recover", {"uri": uri})
+    src.qmp.ok("migrate", {"uri": uri, "resume": True})
+    deadline = time.monotonic() + 20
+    while src.qmp.ok("query-migrate")["status"] in ("postcopy-paused", "postcopy-recover"):
+        check(time.monotonic() < deadline, "the source does not reconnect")
+        time.sleep(0.02)
+
+
+def test_postcopy_recover(args, tmp, vms):
+    src = Vm(args, tmp, "rec-src", cmdline="seconds=14 dirty=256")
+    vms.append(src)
+    port = free_port()
+    dst = Vm(args, tmp, "rec-dst", ["--incoming", "tcp:127.0.0.1:%d" % port])
+    vms.append(dst)
+    c = src.connect()
+    d = dst.connect()
+    src.wait_serial(FILLED)
+    err = d.error("migrate-recover", {"uri": "unix:" + os.path.join(tmp, "early.sock")})
+    check("paused" in err["desc"], "migrate-recover before a pause: %r" % err)
+    err = c.error("migrate", {"uri": "unix:/nonexistent", "resume": True})
+    check("no paused migration" in err["desc"], "resume without a pause: %r" % err)
+    relay = Relay(port)
+    set_auto_converge(c, False)
+    # 4 MiB/s: the rest of RAM takes seconds to follow the switch.
+    c.ok("migrate-set-parameters", {"max-bandwidth": 4 << 20, "downtime-limit": 1})
+    c.ok("migrate", {"uri": "tcp:127.0.0.1:%d" % relay.port})
+    wait_migration(c, ("active",))
+    c.ok("migrate-start-postcopy")
+    wait_status(c, "postcopy-active")
+    time.sleep(0.5)
+    relay.cut()
+    recover(src, dst, tmp, "recover1")
+    log("link cut in post-copy: both paused, recovered over a new socket")
+    # Again, this time asked for.
+    if c.ok("query-migrate")["status"] == "postcopy-active":
+        d.ok("migrate-pause")
+        recover(src, dst, tmp, "recover2")
+        log("migrate-pause: both paused, recovered again")
+    info = wait_migration(c, timeout=60)
+    check(info["status"] == "completed", "after recovery: %r" % info)
+    wait_status(d, "completed")
+    dinfo = d.ok("query-migrate")
+    log("recovered post-copy: total %d ms, %d page requests from the destination" %
+        (info["total-time"], dinfo["ram"]["postcopy-requests"]))
+    src.quit()
+    dst.expect_pass()
+    check(PASS_LINE not in src.serial(), "the source finished the guest too")
+
+
 def test_postcopy(args, tmp, vms):
     src, dst, _ = postcopy_hop(args, tmp, vms, "paused", ["-S"])
     wait_dest_status(dst, "paused")
@@ -639,7 +749,7 @@ def test_virtio(args, tmp, vms):
 
 TESTS = {"autoconverge": test_autoconverge, "precopy": test_precopy, "file": test_file, "cancel": test_cancel,
          "pingpong": test_pingpong, "errors": test_errors, "virtio": test_virtio, "virtio-blk": test_virtio,
-         "postcopy": test_postcopy, "shared-disk": test_shared_disk}
+         "postcopy": test_postcopy, "postcopy-recover": test_postcopy_recover, "shared-disk": test_shared_disk}
 
 
 def main():
