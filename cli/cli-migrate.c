@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * migrate and host-evacuate: peer-to-peer live migration driven by the
- * source daemon (docs/daemon.md, "Migration"). The client makes one
- * MIGRATE_PERFORM3_PARAMS call with VIR_MIGRATE_PEER2PEER, as virsh
- * migrate --p2p does; the source daemon talks to the destination itself.
+ * migrate, migrate-postcopy and host-evacuate: peer-to-peer live migration
+ * driven by the source daemon (docs/daemon.md, "Migration"). The client
+ * makes one MIGRATE_PERFORM3_PARAMS call with VIR_MIGRATE_PEER2PEER, as
+ * virsh migrate --p2p does; the source daemon talks to the destination
+ * itself. migrate --postcopy-after-precopy polls the job's statistics for
+ * the end of the first pass (virsh waits for the MIGRATION_ITERATION event,
+ * which vireod does not send).
  */
 #include <stdio.h>
 #include <string.h>
@@ -15,7 +18,7 @@
 
 /* virDomainMigrateFlags */
 enum { MIG_LIVE = 1, MIG_PEER2PEER = 2, MIG_PERSIST_DEST = 8, MIG_UNDEFINE_SOURCE = 16,
-       MIG_PAUSED = 32, MIG_COMPRESSED = 2048 };
+       MIG_PAUSED = 32, MIG_COMPRESSED = 2048, MIG_POSTCOPY = 1 << 15 };
 enum { TP_ULLONG = 4, TP_STRING = 7 };
 #define EVACUATE_DEFAULT_BATCH 10
 
@@ -57,6 +60,38 @@ static gpointer migration_thread(gpointer data)
     return NULL;
 }
 
+/*
+ * libvirt's memory_iteration is the pass under way (1: the first, over all
+ * of RAM): from 2 on, the first pass is done, when virsh's
+ * MIGRATION_ITERATION handler switches.
+ */
+static gboolean first_pass_done(CliCtl *ctl, const RemoteNonnullDomain *dom)
+{
+    RemoteDomainGetJobStatsArgs a = { .dom = *dom };
+    g_auto(RemoteDomainGetJobStatsRet) r = { 0 };
+
+    if (!rpc_client_call(ctl->client, REMOTE_PROGRAM, REMOTE_PROC_DOMAIN_GET_JOB_STATS, &a, &r,
+                         NULL))
+        return FALSE;
+    for (guint i = 0; i < r.n_params; i++) {
+        if (!strcmp(r.params[i].field, "memory_iteration") &&
+            r.params[i].value.type == TP_ULLONG)
+            return r.params[i].value.u.ul >= 2;
+    }
+    return FALSE;
+}
+
+static void start_postcopy(CliCtl *ctl, const RemoteNonnullDomain *dom)
+{
+    RemoteDomainMigrateStartPostCopyArgs a = { .dom = *dom };
+    g_autoptr(GError) err = NULL;
+
+    g_debug("iteration 1 finished; switching to post-copy");
+    if (!rpc_client_call(ctl->client, REMOTE_PROGRAM, REMOTE_PROC_DOMAIN_MIGRATE_START_POST_COPY,
+                         &a, NULL, &err))
+        g_debug("switching to post-copy failed: %s", err->message);
+}
+
 /* virsh's vshPrintJobProgress, on stderr. */
 static void print_progress(guint64 remaining, guint64 total)
 {
@@ -74,6 +109,10 @@ static const CliOptDef opts_migrate[] = {
     { "suspend", CLI_OPT_BOOL, 0, "do not restart the domain on the destination host", 0 },
     { "compressed", CLI_OPT_BOOL, 0, "compress repeated pages during live migration", 0 },
     { "verbose", CLI_OPT_BOOL, 0, "display the progress of migration", 0 },
+    { "postcopy", CLI_OPT_BOOL, 0,
+      "enable post-copy migration; switch to it using migrate-postcopy command", 0 },
+    { "postcopy-after-precopy", CLI_OPT_BOOL, 0,
+      "automatically switch to post-copy migration after one pass of pre-copy", 0 },
     { "domain", CLI_OPT_STRING, CLI_OPT_REQUIRED | CLI_OPT_POSITIONAL | CLI_OPT_DOMAIN,
       "domain name, id or uuid", CLI_LIST_ACTIVE },
     { "desturi", CLI_OPT_STRING, CLI_OPT_REQUIRED | CLI_OPT_POSITIONAL,
@@ -91,10 +130,13 @@ static gboolean cmd_migrate(CliCtl *ctl, const CliCmd *cmd)
     Migration m = { 0 };
     guint bandwidth = 0, timeout = 0;
     gboolean verbose = cli_cmd_has(cmd, "verbose");
-    gboolean suspended = FALSE;
+    gboolean after_precopy = cli_cmd_has(cmd, "postcopy-after-precopy");
+    gboolean suspended = FALSE, switched = FALSE;
     GThread *th;
     gint64 start;
 
+    if (!cli_cmd_requires(cmd, "postcopy-after-precopy", "postcopy"))
+        return FALSE;
     if (cli_cmd_get_uint(cmd, "bandwidth", &bandwidth) < 0 ||
         cli_cmd_get_uint(cmd, "timeout", &timeout) < 0)
         return FALSE;
@@ -115,8 +157,9 @@ static gboolean cmd_migrate(CliCtl *ctl, const CliCmd *cmd)
               (cli_cmd_has(cmd, "persistent") ? MIG_PERSIST_DEST : 0) |
               (cli_cmd_has(cmd, "undefinesource") ? MIG_UNDEFINE_SOURCE : 0) |
               (cli_cmd_has(cmd, "suspend") ? MIG_PAUSED : 0) |
-              (cli_cmd_has(cmd, "compressed") ? MIG_COMPRESSED : 0);
-    if (!verbose && !timeout) {
+              (cli_cmd_has(cmd, "compressed") ? MIG_COMPRESSED : 0) |
+              (cli_cmd_has(cmd, "postcopy") ? MIG_POSTCOPY : 0);
+    if (!verbose && !timeout && !after_precopy) {
         if (!migration_run(&m)) {
             cli_ctl_set_error(ctl, m.error);
             return FALSE;
@@ -139,6 +182,10 @@ static gboolean cmd_migrate(CliCtl *ctl, const CliCmd *cmd)
             else if (verbose)
                 fprintf(stderr, "\nmigrate: Suspending the domain after %u s\n", timeout);
         }
+        if (after_precopy && !switched && first_pass_done(ctl, &dom)) {
+            switched = TRUE;
+            start_postcopy(ctl, &dom);
+        }
         if (verbose) {
             RemoteDomainGetJobInfoArgs ja = { .dom = dom };
             RemoteDomainGetJobInfoRet jr = { 0 };
@@ -160,6 +207,25 @@ static gboolean cmd_migrate(CliCtl *ctl, const CliCmd *cmd)
         fprintf(stderr, "\n");
     }
     return TRUE;
+}
+
+/* ------------------------------------------------------------ migrate-postcopy */
+
+static const CliOptDef opts_migrate_postcopy[] = {
+    { "domain", CLI_OPT_STRING, CLI_OPT_REQUIRED | CLI_OPT_POSITIONAL | CLI_OPT_DOMAIN,
+      "domain name, id or uuid", CLI_LIST_ACTIVE },
+    { NULL, 0, 0, NULL, 0 },
+};
+
+static gboolean cmd_migrate_postcopy(CliCtl *ctl, const CliCmd *cmd)
+{
+    g_auto(RemoteNonnullDomain) dom = { 0 };
+    RemoteDomainMigrateStartPostCopyArgs a = { 0 };
+
+    if (!cli_domain_from_cmd(ctl, cmd, CLI_BY_ANY, &dom, NULL))
+        return FALSE;
+    a.dom = dom;
+    return cli_call(ctl, REMOTE_PROC_DOMAIN_MIGRATE_START_POST_COPY, &a, NULL);
 }
 
 /* ------------------------------------------------------------ host-evacuate */
@@ -237,6 +303,10 @@ static gboolean cmd_host_evacuate(CliCtl *ctl, const CliCmd *cmd)
 const CliCmdDef cli_migrate_cmds[] = {
     { "migrate", cmd_migrate, opts_migrate, "migrate domain to another host",
       "Migrate domain to another host (peer-to-peer, driven by the source daemon).", 0 },
+    { "migrate-postcopy", cmd_migrate_postcopy, opts_migrate_postcopy,
+      "Switch running migration from pre-copy to post-copy",
+      "Switch running migration from pre-copy to post-copy. The migration must have been "
+      "started with --postcopy option.", 0 },
     { "host-evacuate", cmd_host_evacuate, opts_evacuate,
       "migrate every running domain to another host",
       "Live-migrate all running domains to another host, several at a time.", 0 },

@@ -103,6 +103,7 @@ struct Domain {
     GSource *incoming_timer;
     DomainJob *djob;         /* save in progress (domain-job.c) */
     struct MigrateOut *mig_out;  /* outgoing migration (migrate-p2p.c) */
+    gboolean postcopy_in;    /* resumed by an incoming post-copy: memory still arrives */
 };
 
 struct DomainDriver {
@@ -176,22 +177,31 @@ void domain_job_vm_gone(Domain *dom);
 void domain_job_register(DomainDriver *drv, RpcServer *srv);
 
 /* migrate-p2p.c (docs/daemon.md, "Migration") */
-enum { RUNNING_MIGRATED = 2, PAUSED_MIGRATION = 2, SHUTOFF_MIGRATED = 4,
-       EV_STARTED_MIGRATED = 1, EV_RESUMED_MIGRATED = 1, EV_STOPPED_MIGRATED = 3 };
+enum { RUNNING_MIGRATED = 2, RUNNING_POSTCOPY = 10, RUNNING_POSTCOPY_FAILED = 11,
+       PAUSED_MIGRATION = 2, PAUSED_POSTCOPY = 12, PAUSED_POSTCOPY_FAILED = 13,
+       SHUTOFF_MIGRATED = 4, EV_STARTED_MIGRATED = 1, EV_RESUMED_MIGRATED = 1,
+       EV_RESUMED_POSTCOPY = 3, EV_RESUMED_POSTCOPY_FAILED = 4, EV_SUSPENDED_POSTCOPY = 7,
+       EV_SUSPENDED_POSTCOPY_FAILED = 8, EV_STOPPED_MIGRATED = 3 };
 void migrate_p2p_register(DomainDriver *drv, RpcServer *srv);
 /* An incoming vireo-vmm listens for the stream now: the prepare call can answer. */
 void migrate_p2p_incoming_listening(Domain *dom);
 /* vireo-vmm ended while dom->mig_out was set (called from on_vm_exited). */
 void migrate_p2p_vm_gone(Domain *dom);
+/*
+ * vireo-vmm's MIGRATION event of a domain without a save job: the switch
+ * to post-copy (source and destination) and the end of an incoming one.
+ */
+void migrate_p2p_migration_event(Domain *dom, JsonValue *data);
 /* domjobabort: cancels dom->mig_out (FALSE: no outgoing migration). */
 gboolean migrate_p2p_abort(Domain *dom);
+/* dom->mig_out has switched to post-copy: it can no longer be cancelled. */
+gboolean migrate_p2p_in_postcopy(Domain *dom);
 /* virDomainSuspend during dom->mig_out's stream: pauses and answers @call (FALSE: not now). */
 gboolean migrate_p2p_suspend(Domain *dom, RpcCall *call);
 /* domjobinfo of dom->mig_out: FALSE when there is none. */
 typedef struct MigrateP2PProgress {
     guint64 elapsed_ms;
-    guint64 data_total, data_processed, data_remaining;   /* bytes of RAM */
-    guint64 downtime_ms;
+    JsonValue *query;           /* the last query-migrate (borrowed), NULL before the stream */
     gboolean completed;
 } MigrateP2PProgress;
 gboolean migrate_p2p_get_progress(Domain *dom, MigrateP2PProgress *p);

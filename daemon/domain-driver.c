@@ -353,6 +353,8 @@ static void on_vm_event(VmProcess *vm, const char *event, JsonValue *data, gpoin
     } else if (!strcmp(event, "MIGRATION")) {
         if (dom->djob)
             domain_job_on_migration_event(dom, data);
+        else
+            migrate_p2p_migration_event(dom, data);
     } else if (dom->job) {
         /* A start's own "cont": on_cont() reports it, as libvirt does. */
         return;
@@ -412,6 +414,7 @@ static void on_vm_exited(VmProcess *vm, int status, gpointer opaque)
         domain_job_vm_gone(dom);
     if (dom->mig_out)
         migrate_p2p_vm_gone(dom);
+    dom->postcopy_in = FALSE;
     if (dom->kill_timer) {
         g_source_destroy(dom->kill_timer);
         g_clear_pointer(&dom->kill_timer, g_source_unref);

@@ -123,7 +123,13 @@ static GArray *stats_from_query(int operation, guint64 elapsed_ms, JsonValue *qm
     add_ull(a, "memory_bps", (guint64)(mbps * 1000 * 1000 / 8));
     add_ull(a, "memory_dirty_rate", get_u(ram, "dirty-pages-rate"));
     add_ull(a, "memory_page_size", get_u(ram, "page-size"));
-    add_ull(a, "memory_iteration", get_u(ram, "dirty-sync-count"));
+    /*
+     * libvirt's iteration is the pass under way, 1 for the first (QEMU
+     * counts the sync before it); vireo-vmm counts the passes done.
+     */
+    add_ull(a, "memory_iteration", get_u(ram, "dirty-sync-count") + 1);
+    if (get_u(ram, "postcopy-requests"))
+        add_ull(a, "memory_postcopy_requests", get_u(ram, "postcopy-requests"));
     return a;
 }
 
@@ -430,22 +436,6 @@ static void on_stats_query(QmpClient *c, JsonValue *ret, const GError *error, gp
     g_free(sc);
 }
 
-/* An outgoing peer-to-peer migration (migrate-p2p.c), in the same fields. */
-static GArray *p2p_stats(const MigrateP2PProgress *p)
-{
-    GArray *a = g_array_new(FALSE, TRUE, sizeof(RemoteTypedParam));
-
-    add_int(a, "operation", JOB_OPERATION_MIGRATION_OUT);
-    add_ull(a, "time_elapsed", p->elapsed_ms);
-    add_ull(a, "data_total", p->data_total);
-    add_ull(a, "data_processed", p->data_processed);
-    add_ull(a, "data_remaining", p->data_remaining);
-    add_ull(a, "memory_total", p->data_total);
-    add_ull(a, "memory_processed", p->data_processed);
-    add_ull(a, "memory_remaining", p->data_remaining);
-    return a;
-}
-
 static void job_stats_common(RpcCall *call, DomainDriver *drv, const RemoteNonnullDomain *w,
                              guint flags, gboolean legacy)
 {
@@ -466,8 +456,10 @@ static void job_stats_common(RpcCall *call, DomainDriver *drv, const RemoteNonnu
             g_hash_table_remove(completed_stats, dom->uuidstr);
         return;
     }
+    /* An outgoing peer-to-peer migration (migrate-p2p.c): its last query-migrate. */
     if (!dom->djob && dom->mig_out && migrate_p2p_get_progress(dom, &mp)) {
-        g_autoptr(GArray) a = p2p_stats(&mp);
+        g_autoptr(GArray) a = stats_from_query(JOB_OPERATION_MIGRATION_OUT, mp.elapsed_ms,
+                                               mp.query, mp.completed);
 
         reply_stats(call, legacy, JOB_UNBOUNDED, a);
         return;
@@ -542,6 +534,11 @@ static void abort_common(RpcCall *call, DomainDriver *drv, const RemoteNonnullDo
         !domain_driver_check_active(call, dom))
         return;
     job = dom->djob;
+    if (!job && migrate_p2p_in_postcopy(dom)) {
+        rpc_call_fail(call, RPC_ERR_OPERATION_INVALID, "%s",
+                      "cannot abort migration in post-copy mode");
+        return;
+    }
     if (!job && dom->mig_out && migrate_p2p_abort(dom)) {
         rpc_call_reply(call, NULL);
         return;

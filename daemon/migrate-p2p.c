@@ -17,6 +17,17 @@
  * a completed stream, and the destination gets FINISH3_PARAMS(cancelled=1)
  * so that it kills its vireo-vmm (which also exits by itself when its
  * stream breaks).
+ *
+ * Post-copy (VIR_MIGRATE_POSTCOPY, then MIGRATE_START_POST_COPY or
+ * vireo-vmm's own switch): QMP migrate-start-postcopy; at the end of its
+ * pass vireo-vmm stops the VM for good and sends the state ahead of the
+ * rest of the RAM ("postcopy-active", seen in its MIGRATION event or the
+ * poll). FINISH3 then goes to the destination at once (it resumes the VM,
+ * whose missing pages are fetched on demand) while the poll goes on until
+ * "completed"; the confirm waits for both. From the switch on, the source
+ * is never resumed, whatever fails: the destination may have run. A
+ * failure then leaves the source paused (post-copy failed) and is
+ * reported; the VM is wherever it still runs.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -40,11 +51,11 @@ enum {
     MIG_LIVE = 1 << 0, MIG_PEER2PEER = 1 << 1, MIG_TUNNELLED = 1 << 2,
     MIG_PERSIST_DEST = 1 << 3, MIG_UNDEFINE_SOURCE = 1 << 4, MIG_PAUSED = 1 << 5,
     MIG_CHANGE_PROTECTION = 1 << 8, MIG_UNSAFE = 1 << 9, MIG_COMPRESSED = 1 << 11,
-    MIG_ABORT_ON_ERROR = 1 << 12, MIG_AUTO_CONVERGE = 1 << 13,
+    MIG_ABORT_ON_ERROR = 1 << 12, MIG_AUTO_CONVERGE = 1 << 13, MIG_POSTCOPY = 1 << 15,
 };
 #define MIG_KNOWN_FLAGS (MIG_LIVE | MIG_PEER2PEER | MIG_PERSIST_DEST | MIG_UNDEFINE_SOURCE | \
                          MIG_PAUSED | MIG_CHANGE_PROTECTION | MIG_UNSAFE | MIG_COMPRESSED | \
-                         MIG_ABORT_ON_ERROR | MIG_AUTO_CONVERGE)
+                         MIG_ABORT_ON_ERROR | MIG_AUTO_CONVERGE | MIG_POSTCOPY)
 
 /* libvirt's migration port range (qemu.conf migration_port_min/max). */
 #define MIG_PORT_MIN 49152
@@ -97,6 +108,17 @@ static gboolean params_parse(RpcCall *call, const RemoteTypedParam *p, guint n, 
     return TRUE;
 }
 
+/* libvirt's begin phase: post-copy needs the VM running on both sides. */
+static gboolean check_postcopy_flags(RpcCall *call, guint flags)
+{
+    if ((flags & MIG_POSTCOPY) && (!(flags & MIG_LIVE) || (flags & MIG_PAUSED))) {
+        rpc_call_fail(call, RPC_ERR_OPERATION_UNSUPPORTED, "%s",
+                      "post-copy migration is not supported with non-live or paused migration");
+        return FALSE;
+    }
+    return TRUE;
+}
+
 static RemoteTypedParam param_string(const char *field, const char *value)
 {
     return (RemoteTypedParam) { .field = (char *)field,
@@ -124,6 +146,7 @@ static MigrateP2P *p2p;
 typedef enum {
     OUT_PREPARE,        /* connecting to the destination, PREPARE3 */
     OUT_MIGRATE,        /* vireo-vmm sends the stream */
+    OUT_POSTCOPY,       /* switched: the rest of RAM follows; FINISH3 meanwhile */
     OUT_FINISH,         /* FINISH3 on the destination */
     OUT_CONFIRM,        /* our vireo-vmm is being stopped */
     OUT_CANCEL,         /* FINISH3(cancelled) after a failure */
@@ -152,9 +175,19 @@ struct MigrateOut {
     gint64 start_us;
     GError *error;              /* why it failed */
     /* the last query-migrate */
-    guint64 ram_total, ram_transferred, ram_remaining, downtime_ms, total_ms;
+    JsonValue *last_query;
+    guint64 downtime_ms, total_ms;
     gboolean completed;
     JsonValue *saved_params;    /* vireo-vmm's own, put back if the VM stays here */
+    /* post-copy */
+    gboolean postcopy_wanted;   /* asked for before the stream started */
+    gboolean postcopy_asked;    /* vireo-vmm accepted migrate-start-postcopy */
+    gboolean settle_polled;     /* a failure after the ask: polled once more */
+    gboolean postcopy;          /* switched: never resume the source from here on */
+    guint64 switch_ms, resume_ms;   /* since the start: switch seen, destination resumed */
+    gboolean finish_pending;    /* FINISH3 runs in its thread */
+    gboolean finished;          /* ... and the destination resumed the VM */
+    gboolean stream_ended;      /* the poll has stopped: completed or failed */
 };
 typedef struct MigrateOut MigrateOut;
 
@@ -190,6 +223,7 @@ static void out_free(MigrateOut *mo)
     g_free(mo->uri_out);
     g_clear_error(&mo->error);
     json_free(mo->saved_params);
+    json_free(mo->last_query);
     g_free(mo);
 }
 
@@ -388,15 +422,15 @@ static gboolean out_confirmed(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
-static void on_finished_dest(MigrateOut *mo, GError *err)
+/* The stream is complete and the destination has resumed the VM: stop ours. */
+static void out_confirm(MigrateOut *mo)
 {
     Domain *dom = mo->dom;
+    g_autofree char *how = mo->postcopy ?
+        g_strdup_printf(", post-copy from %" G_GUINT64_FORMAT " ms, resumed on the destination %"
+                        G_GUINT64_FORMAT " ms after the switch", mo->switch_ms,
+                        mo->resume_ms - mo->switch_ms) : NULL;
 
-    if (err) {
-        g_prefix_error(&err, "finish on the destination: ");
-        out_fail(mo, err);
-        return;
-    }
     if (mo->vm_gone) {
         /* Nothing to stop: our side ended on its own after the stream was complete. */
         out_confirmed(mo);
@@ -404,47 +438,184 @@ static void on_finished_dest(MigrateOut *mo, GError *err)
     }
     mo->phase = OUT_CONFIRM;
     domain_driver_log(dom, "migrated to %s in %" G_GUINT64_FORMAT " ms (downtime %"
-                      G_GUINT64_FORMAT " ms); stopping vireo-vmm", mo->dest_host, mo->total_ms,
-                      mo->downtime_ms);
+                      G_GUINT64_FORMAT " ms)%s; stopping vireo-vmm", mo->dest_host, mo->total_ms,
+                      mo->downtime_ms, how ? how : "");
     dom->stop_intent = STOP_MIGRATED;
     /* The stream is complete and confirmed: nothing of the process is needed. */
     vm_process_kill(dom->vm, SIGKILL, NULL);
     /* migrate_p2p_vm_gone() continues. */
 }
 
+static void on_finished_dest(MigrateOut *mo, GError *err)
+{
+    if (err) {
+        g_prefix_error(&err, "finish on the destination: ");
+        out_fail(mo, err);
+        return;
+    }
+    out_confirm(mo);
+}
+
+/* ---- post-copy: the finish and the rest of the stream run side by side ---- */
+
+static void postcopy_set_error(MigrateOut *mo, GError *err)
+{
+    if (!mo->error)
+        mo->error = err;
+    else
+        g_error_free(err);
+}
+
+/* Both the finish and the poll have ended. */
+static void postcopy_end(MigrateOut *mo)
+{
+    Domain *dom = mo->dom;
+    g_autoptr(GError) why = NULL;
+    const char *where;
+
+    if (mo->completed && mo->finished && !mo->error) {
+        out_confirm(mo);
+        return;
+    }
+    where = mo->finished ? "it ran on the destination without the rest of its memory"
+          : mo->completed ? "the destination has all of it but did not resume it"
+          : "the destination did not resume it";
+    /* Whatever the cause, the answer is ours: the state of both sides matters most. */
+    why = g_steal_pointer(&mo->error);
+    mo->error = g_error_new(VIREO_ERROR, VIREO_ERROR_FAILED,
+                            "post-copy, the source stays paused (%s): %s", where,
+                            why ? why->message : "failed");
+    if (!mo->vm_gone && mo->dom->vm) {
+        domain_driver_set_state(dom, RPC_DOMAIN_PAUSED, PAUSED_POSTCOPY_FAILED);
+        domain_driver_emit(dom, RPC_DOMAIN_EVENT_SUSPENDED, EV_SUSPENDED_POSTCOPY_FAILED);
+    }
+    out_end(mo);
+}
+
+static void on_postcopy_finished(MigrateOut *mo, GError *err)
+{
+    mo->finish_pending = FALSE;
+    if (err) {
+        g_prefix_error(&err, "finish on the destination: ");
+        domain_driver_log(mo->dom, "post-copy: %s", err->message);
+        postcopy_set_error(mo, err);
+    } else {
+        mo->finished = TRUE;
+        mo->resume_ms = (g_get_monotonic_time() - mo->start_us) / 1000;
+        domain_driver_log(mo->dom, "post-copy: the domain runs on %s; its memory follows",
+                          mo->dest_host);
+    }
+    if (mo->stream_ended)
+        postcopy_end(mo);
+}
+
+/* The poll has stopped after the switch; @err: why the stream failed. */
+static void postcopy_stream_end(MigrateOut *mo, GError *err)
+{
+    mo->stream_ended = TRUE;
+    if (err)
+        postcopy_set_error(mo, err);
+    if (!mo->finish_pending)
+        postcopy_end(mo);
+}
+
+/*
+ * vireo-vmm has stopped the VM for good and sent its state ahead of the
+ * rest of the RAM: the destination resumes it now, and the source is
+ * never resumed again.
+ */
+static void out_postcopy_switch(MigrateOut *mo)
+{
+    Domain *dom = mo->dom;
+
+    if (mo->postcopy || mo->phase != OUT_MIGRATE)
+        return;
+    mo->postcopy = TRUE;
+    mo->phase = OUT_POSTCOPY;
+    mo->switch_ms = (g_get_monotonic_time() - mo->start_us) / 1000;
+    domain_driver_log(dom, "switched to post-copy after %" G_GUINT64_FORMAT " ms; resuming on %s",
+                      mo->switch_ms, mo->dest_host);
+    domain_driver_set_state(dom, RPC_DOMAIN_PAUSED, PAUSED_POSTCOPY);
+    domain_driver_emit(dom, RPC_DOMAIN_EVENT_SUSPENDED, EV_SUSPENDED_POSTCOPY);
+    mo->finish_pending = TRUE;
+    run_in_thread(mo, th_finish, on_postcopy_finished);
+}
+
 /* ---- the stream ---- */
+
+static void poll_later(MigrateOut *mo)
+{
+    mo->timer = g_timeout_source_new(MIG_POLL_MS);
+    g_source_set_callback(mo->timer, out_poll_timer, mo, NULL);
+    g_source_attach(mo->timer, mo->dom->drv->ctx);
+}
 
 static void on_query_migrate(QmpClient *c, JsonValue *ret, const GError *error, gpointer data)
 {
     MigrateOut *mo = data;
-    JsonValue *ram = ret ? json_object_get_object(ret, "ram") : NULL;
     const char *status = ret ? json_object_get_string(ret, "status") : NULL;
+    gboolean failed = status && (!strcmp(status, "failed") || !strcmp(status, "cancelled"));
+    const char *desc = ret ? json_object_get_string(ret, "error-desc") : NULL;
     int64_t v;
 
     if (error) {
-        out_fail(mo, g_error_new(VIREO_ERROR, VIREO_ERROR_FAILED, "query-migrate: %s",
-                                 error->message));
+        GError *err = g_error_new(VIREO_ERROR, VIREO_ERROR_FAILED, "query-migrate: %s",
+                                  error->message);
+
+        if (mo->postcopy)
+            postcopy_stream_end(mo, err);
+        else
+            out_fail(mo, err);
         return;
     }
-    if (ram && json_object_get_int(ram, "total", &v))
-        mo->ram_total = v;
-    if (ram && json_object_get_int(ram, "transferred", &v))
-        mo->ram_transferred = v;
-    if (ram && json_object_get_int(ram, "remaining", &v))
-        mo->ram_remaining = v;
+    json_free(mo->last_query);
+    mo->last_query = json_copy(ret);
     if (json_object_get_int(ret, "total-time", &v))
         mo->total_ms = v;
     if (json_object_get_int(ret, "downtime", &v))
         mo->downtime_ms = v;
+    /*
+     * Once vireo-vmm took migrate-start-postcopy, a failure may come after
+     * its switch, whose MIGRATION event can be a step behind this answer:
+     * ask once more before the pre-copy rules (resume here) apply.
+     */
+    if (failed && mo->postcopy_asked && !mo->postcopy && !mo->settle_polled) {
+        mo->settle_polled = TRUE;
+        poll_later(mo);
+        return;
+    }
+    /* Once asked, vireo-vmm always ends through post-copy. */
+    if (status && (!strcmp(status, "postcopy-active") ||
+                   (!strcmp(status, "completed") && mo->postcopy_asked)))
+        out_postcopy_switch(mo);
+    if (mo->postcopy) {
+        if (status && !strcmp(status, "completed")) {
+            mo->completed = TRUE;
+            postcopy_stream_end(mo, NULL);
+        } else if (failed) {
+            postcopy_stream_end(mo, g_error_new(VIREO_ERROR, VIREO_ERROR_FAILED, "%s",
+                                                desc ? desc : status));
+        } else if (status && !strcmp(status, "postcopy-paused")) {
+            /*
+             * The link broke; vireo-vmm keeps the RAM and waits for a
+             * recovery (QMP migrate resume=true), which we do not drive yet.
+             */
+            postcopy_stream_end(mo, g_error_new(VIREO_ERROR, VIREO_ERROR_FAILED, "%s%s%s",
+                                                "the link to the destination broke (vireo-vmm "
+                                                "waits in postcopy-paused)", desc ? ": " : "",
+                                                desc ? desc : ""));
+        } else {
+            poll_later(mo);
+        }
+        return;
+    }
     if (status && !strcmp(status, "completed")) {
         mo->completed = TRUE;
         mo->phase = OUT_FINISH;
         run_in_thread(mo, th_finish, on_finished_dest);
         return;
     }
-    if (status && (!strcmp(status, "failed") || !strcmp(status, "cancelled"))) {
-        const char *desc = json_object_get_string(ret, "error-desc");
-
+    if (failed) {
         if (mo->aborted)
             out_fail(mo, g_error_new(RPC_REMOTE_ERROR, RPC_ERR_OPERATION_ABORTED,
                                      "migration out job: canceled by client"));
@@ -454,9 +625,7 @@ static void on_query_migrate(QmpClient *c, JsonValue *ret, const GError *error, 
                                      "the destination daemon went away" : status));
         return;
     }
-    mo->timer = g_timeout_source_new(MIG_POLL_MS);
-    g_source_set_callback(mo->timer, out_poll_timer, mo, NULL);
-    g_source_attach(mo->timer, mo->dom->drv->ctx);
+    poll_later(mo);
 }
 
 static void on_cancel_reply(QmpClient *c, JsonValue *ret, const GError *error, gpointer data)
@@ -477,16 +646,27 @@ static void out_cancel_stream(MigrateOut *mo)
 static void out_poll(MigrateOut *mo)
 {
     if (mo->vm_gone || !mo->dom->vm) {
-        out_fail(mo, g_error_new(VIREO_ERROR, VIREO_ERROR_FAILED,
-                                 "vireo-vmm ended during the migration"));
+        GError *err = g_error_new(VIREO_ERROR, VIREO_ERROR_FAILED,
+                                  "vireo-vmm ended during the migration");
+
+        if (mo->postcopy)
+            postcopy_stream_end(mo, err);
+        else
+            out_fail(mo, err);
         return;
     }
-    /* A destination daemon that went away cannot finish: stop sending (libvirt does too). */
-    if (mo->aborted || (mo->dest && !rpc_client_is_open(mo->dest)))
+    /*
+     * A destination daemon that went away cannot finish: stop sending
+     * (libvirt does too). Not after the switch: the destination's
+     * vireo-vmm may run the VM, and needs the rest of its memory.
+     */
+    if (!mo->postcopy && (mo->aborted || (mo->dest && !rpc_client_is_open(mo->dest))))
         out_cancel_stream(mo);
     qmp_client_execute(vm_process_get_qmp(mo->dom->vm), "query-migrate", NULL, 10000,
                        on_query_migrate, mo);
 }
+
+static void ask_postcopy(Domain *dom, RpcCall *call);
 
 static void on_migrate_reply(QmpClient *c, JsonValue *ret, const GError *error, gpointer data)
 {
@@ -497,6 +677,9 @@ static void on_migrate_reply(QmpClient *c, JsonValue *ret, const GError *error, 
                                  error->message));
         return;
     }
+    /* MIGRATE_START_POST_COPY came before the stream: its turn now. */
+    if (mo->postcopy_wanted)
+        ask_postcopy(mo->dom, NULL);
     out_poll(mo);
 }
 
@@ -634,6 +817,14 @@ static void h_perform(RpcCall *call, gpointer args, gpointer opaque)
                       "only peer-to-peer migration (VIR_MIGRATE_PEER2PEER) is supported");
         return;
     }
+    if (!check_postcopy_flags(call, a->flags))
+        return;
+    /* vireo-vmm would send pages it has not received yet. */
+    if (dom->postcopy_in) {
+        rpc_call_fail(call, RPC_ERR_OPERATION_INVALID, "%s",
+                      "the incoming post-copy migration of the domain has not completed yet");
+        return;
+    }
     if (mp.dname && strcmp(mp.dname, dom->name) != 0) {
         rpc_call_fail(call, RPC_ERR_OPERATION_UNSUPPORTED, "%s",
                       "renaming a domain on migration is not supported");
@@ -734,13 +925,88 @@ gboolean migrate_p2p_get_progress(Domain *dom, MigrateP2PProgress *p)
         return FALSE;
     *p = (MigrateP2PProgress) {
         .elapsed_ms = (g_get_monotonic_time() - mo->start_us) / 1000,
-        .data_total = mo->ram_total,
-        .data_processed = mo->ram_transferred,
-        .data_remaining = mo->ram_remaining,
-        .downtime_ms = mo->downtime_ms,
+        .query = mo->last_query,
         .completed = mo->completed,
     };
     return TRUE;
+}
+
+gboolean migrate_p2p_in_postcopy(Domain *dom)
+{
+    return dom->mig_out && dom->mig_out->postcopy;
+}
+
+/* ---- MIGRATE_START_POST_COPY ---- */
+
+typedef struct PostcopyAsk {
+    Domain *dom;                /* a reference */
+    RpcCall *call;              /* NULL: asked earlier, before the stream */
+} PostcopyAsk;
+
+static void on_postcopy_reply(QmpClient *c, JsonValue *ret, const GError *error, gpointer data)
+{
+    PostcopyAsk *pa = data;
+    MigrateOut *mo = pa->dom->mig_out;
+
+    if (error) {
+        if (pa->call)
+            rpc_call_fail(pa->call, RPC_ERR_OPERATION_FAILED, "migrate-start-postcopy: %s",
+                          error->message);
+        else
+            domain_driver_log(pa->dom, "migrate-start-postcopy: %s", error->message);
+    } else {
+        if (mo)
+            mo->postcopy_asked = TRUE;
+        if (pa->call)
+            rpc_call_reply(pa->call, NULL);
+    }
+    domain_driver_unref(pa->dom);
+    g_free(pa);
+}
+
+/* vireo-vmm switches at the end of its current pass. */
+static void ask_postcopy(Domain *dom, RpcCall *call)
+{
+    PostcopyAsk *pa = g_new0(PostcopyAsk, 1);
+
+    pa->dom = domain_driver_ref(dom);
+    pa->call = call;
+    domain_driver_log(dom, "switch to post-copy requested");
+    qmp_client_execute(vm_process_get_qmp(dom->vm), "migrate-start-postcopy", NULL, 10000,
+                       on_postcopy_reply, pa);
+}
+
+static void h_start_postcopy(RpcCall *call, gpointer args, gpointer opaque)
+{
+    RemoteDomainMigrateStartPostCopyArgs *a = args;
+    Domain *dom = domain_driver_lookup(opaque, call, &a->dom);
+    MigrateOut *mo;
+
+    if (!dom || !domain_driver_check_flags(call, a->flags, 0, "vireoDomainMigrateStartPostCopy") ||
+        !domain_driver_check_active(call, dom))
+        return;
+    mo = dom->mig_out;
+    if (!mo || mo->phase > OUT_POSTCOPY || mo->vm_gone || !dom->vm) {
+        rpc_call_fail(call, RPC_ERR_OPERATION_INVALID, "%s",
+                      "post-copy can only be started while outgoing migration is in progress");
+        return;
+    }
+    if (!(mo->flags & MIG_POSTCOPY)) {
+        rpc_call_fail(call, RPC_ERR_OPERATION_INVALID, "%s", "switching to post-copy requires "
+                      "migration to be started with VIR_MIGRATE_POSTCOPY flag");
+        return;
+    }
+    if (mo->phase == OUT_PREPARE) {
+        /* No stream in vireo-vmm yet: on_migrate_reply() asks. */
+        mo->postcopy_wanted = TRUE;
+        rpc_call_reply(call, NULL);
+        return;
+    }
+    if (mo->postcopy || mo->postcopy_asked) {
+        rpc_call_reply(call, NULL);
+        return;
+    }
+    ask_postcopy(dom, call);
 }
 
 /* BEGIN3_PARAMS: what a client-driven (non-p2p) migration would send to PREPARE3. */
@@ -754,7 +1020,8 @@ static void h_begin(RpcCall *call, gpointer args, gpointer opaque)
 
     if (!dom || !domain_driver_check_flags(call, a->flags, MIG_KNOWN_FLAGS,
                                            "vireoDomainMigrateBegin3Params") ||
-        !params_parse(call, a->params, a->n_params, &mp) || !domain_driver_check_active(call, dom))
+        !params_parse(call, a->params, a->n_params, &mp) ||
+        !domain_driver_check_active(call, dom) || !check_postcopy_flags(call, a->flags))
         return;
     xml = domain_def_format(dom->live, DOMAIN_DEF_FORMAT_SECURE);
     ret.xml = xml;
@@ -772,6 +1039,9 @@ typedef struct MigrateIn {
     RpcCall *finish;            /* waiting for the stream to be loaded */
     gboolean loaded;
     gboolean created;           /* the domain did not exist here before */
+    gboolean postcopy;          /* "postcopy-active": the state came before the RAM */
+    gboolean link_broken;       /* "postcopy-paused": the source is out of reach */
+    gboolean stream_done;       /* "completed": all of the RAM is here */
 } MigrateIn;
 
 static void in_free(MigrateIn *mi)
@@ -849,18 +1119,24 @@ static void in_finish_done(MigrateIn *mi, gboolean running)
 {
     Domain *dom = mi->dom;
     g_autoptr(GError) err = NULL;
+    /* Its memory still arrives: migrate_p2p_migration_event() sees the end. */
+    gboolean postcopy = running && mi->postcopy && !mi->stream_done;
 
     if ((mi->flags & MIG_PERSIST_DEST) && !make_persistent(dom, &err))
         domain_driver_log(dom, "cannot make the migrated domain persistent: %s", err->message);
     if (running)
-        domain_driver_emit(dom, RPC_DOMAIN_EVENT_RESUMED, EV_RESUMED_MIGRATED);
+        domain_driver_emit(dom, RPC_DOMAIN_EVENT_RESUMED,
+                           postcopy ? EV_RESUMED_POSTCOPY : EV_RESUMED_MIGRATED);
     else
         domain_driver_emit(dom, RPC_DOMAIN_EVENT_SUSPENDED, 0);
-    domain_driver_log(dom, "incoming migration finished (%s)", running ? "running" : "paused");
+    domain_driver_log(dom, "incoming migration finished (%s)", !running ? "paused" :
+                      postcopy ? "running, post-copy: the memory follows" : "running");
+    dom->postcopy_in = postcopy;
     finish_reply(mi);
     domain_driver_job_end(dom);
     domain_driver_set_state(dom, running ? RPC_DOMAIN_RUNNING : RPC_DOMAIN_PAUSED,
-                            running ? RUNNING_MIGRATED : PAUSED_USER);
+                            !running ? PAUSED_USER : !postcopy ? RUNNING_MIGRATED :
+                            mi->link_broken ? RUNNING_POSTCOPY_FAILED : RUNNING_POSTCOPY);
     in_remove(mi);
 }
 
@@ -1064,6 +1340,56 @@ static void h_finish(RpcCall *call, gpointer args, gpointer opaque)
     /* else in_start_done() continues when vireo-vmm has loaded the stream. */
 }
 
+/* ================================================================ events */
+
+void migrate_p2p_migration_event(Domain *dom, JsonValue *data)
+{
+    const char *status = data ? json_object_get_string(data, "status") : NULL;
+    MigrateIn *mi;
+
+    if (!status || !p2p)
+        return;
+    if (dom->mig_out) {
+        if (!strcmp(status, "postcopy-active"))
+            out_postcopy_switch(dom->mig_out);
+        return;
+    }
+    mi = in_lookup(dom);
+    if (mi) {
+        if (!strcmp(status, "postcopy-active")) {
+            mi->postcopy = TRUE;
+            mi->link_broken = FALSE;
+        } else if (!strcmp(status, "postcopy-paused")) {
+            mi->link_broken = TRUE;
+        } else if (!strcmp(status, "completed")) {
+            mi->stream_done = TRUE;
+        }
+        return;
+    }
+    if (!dom->postcopy_in)
+        return;
+    if (!strcmp(status, "postcopy-paused")) {
+        /* Its vCPUs wait for pages until the source comes back, if it does. */
+        domain_driver_log(dom, "incoming post-copy migration paused: the source is out of reach");
+        if (dom->state == RPC_DOMAIN_RUNNING) {
+            domain_driver_set_state(dom, RPC_DOMAIN_RUNNING, RUNNING_POSTCOPY_FAILED);
+            domain_driver_emit(dom, RPC_DOMAIN_EVENT_RESUMED, EV_RESUMED_POSTCOPY_FAILED);
+        }
+    } else if (!strcmp(status, "failed")) {
+        /* vireo-vmm ends: the exit tells the clients. */
+        dom->postcopy_in = FALSE;
+    } else if (!strcmp(status, "completed")) {
+        dom->postcopy_in = FALSE;
+        domain_driver_log(dom, "incoming post-copy migration completed");
+        if (dom->state == RPC_DOMAIN_RUNNING &&
+            (dom->reason == RUNNING_POSTCOPY || dom->reason == RUNNING_POSTCOPY_FAILED)) {
+            /* libvirt's second RESUMED at the very end of a post-copy migration. */
+            domain_driver_set_state(dom, RPC_DOMAIN_RUNNING, RUNNING_MIGRATED);
+            domain_driver_emit(dom, RPC_DOMAIN_EVENT_RESUMED, EV_RESUMED_MIGRATED);
+        }
+    }
+}
+
 /* ================================================================ registration */
 
 static const struct {
@@ -1074,6 +1400,7 @@ static const struct {
     { REMOTE_PROC_DOMAIN_MIGRATE_PREPARE3_PARAMS, h_prepare },
     { REMOTE_PROC_DOMAIN_MIGRATE_PERFORM3_PARAMS, h_perform },
     { REMOTE_PROC_DOMAIN_MIGRATE_FINISH3_PARAMS, h_finish },
+    { REMOTE_PROC_DOMAIN_MIGRATE_START_POST_COPY, h_start_postcopy },
 };
 
 void migrate_p2p_register(DomainDriver *drv, RpcServer *srv)

@@ -4451,6 +4451,35 @@ void remote_domain_migrate_confirm3_params_args_clear(RemoteDomainMigrateConfirm
     memset(v, 0, sizeof(*v));
 }
 
+gboolean remote_domain_migrate_start_post_copy_args_encode(XdrWriter *w, const RemoteDomainMigrateStartPostCopyArgs *v, GError **error)
+{
+    if (!remote_nonnull_domain_encode(w, &v->dom, error))
+        return FALSE;
+    if (!xdr_write_uint(w, v->flags, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_domain_migrate_start_post_copy_args_decode(XdrReader *r, RemoteDomainMigrateStartPostCopyArgs *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!remote_nonnull_domain_decode(r, &v->dom, error))
+        goto fail;
+    if (!xdr_read_uint(r, &v->flags, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_domain_migrate_start_post_copy_args_clear(v);
+    return FALSE;
+}
+
+void remote_domain_migrate_start_post_copy_args_clear(RemoteDomainMigrateStartPostCopyArgs *v)
+{
+    remote_nonnull_domain_clear(&v->dom);
+    memset(v, 0, sizeof(*v));
+}
+
 gboolean admin_connect_open_args_encode(XdrWriter *w, const AdminConnectOpenArgs *v, GError **error)
 {
     if (!xdr_write_uint(w, v->flags, error))
@@ -6539,6 +6568,21 @@ static void remote_domain_migrate_confirm3_params_args_clear_any(void *v)
     remote_domain_migrate_confirm3_params_args_clear(v);
 }
 
+static gboolean remote_domain_migrate_start_post_copy_args_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_domain_migrate_start_post_copy_args_encode(w, v, error);
+}
+
+static gboolean remote_domain_migrate_start_post_copy_args_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_domain_migrate_start_post_copy_args_decode(r, v, error);
+}
+
+static void remote_domain_migrate_start_post_copy_args_clear_any(void *v)
+{
+    remote_domain_migrate_start_post_copy_args_clear(v);
+}
+
 static gboolean admin_connect_open_args_encode_any(XdrWriter *w, const void *v, GError **error)
 {
     return admin_connect_open_args_encode(w, v, error);
@@ -6861,6 +6905,9 @@ const RpcProcedure rpc_protocol_procedures[] = {
       { 0, NULL, NULL, NULL, NULL } },
     { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 361, "CONNECT_UNREGISTER_CLOSE_CALLBACK", "virConnectUnregisterCloseCallback", RPC_PROC_RO,
       { 0, NULL, NULL, NULL, NULL },
+      { 0, NULL, NULL, NULL, NULL } },
+    { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 364, "DOMAIN_MIGRATE_START_POST_COPY", "virDomainMigrateStartPostCopy", 0,
+      { sizeof(RemoteDomainMigrateStartPostCopyArgs), "remote_domain_migrate_start_post_copy_args", remote_domain_migrate_start_post_copy_args_encode_any, remote_domain_migrate_start_post_copy_args_decode_any, remote_domain_migrate_start_post_copy_args_clear_any },
       { 0, NULL, NULL, NULL, NULL } },
     { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 387, "DOMAIN_MIGRATE_GET_MAX_DOWNTIME", "virDomainMigrateGetMaxDowntime", 0,
       { sizeof(RemoteDomainMigrateGetMaxDowntimeArgs), "remote_domain_migrate_get_max_downtime_args", remote_domain_migrate_get_max_downtime_args_encode_any, remote_domain_migrate_get_max_downtime_args_decode_any, remote_domain_migrate_get_max_downtime_args_clear_any },

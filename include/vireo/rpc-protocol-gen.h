@@ -1810,6 +1810,15 @@ gboolean remote_domain_migrate_confirm3_params_args_decode(XdrReader *r, RemoteD
 void remote_domain_migrate_confirm3_params_args_clear(RemoteDomainMigrateConfirm3ParamsArgs *v);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainMigrateConfirm3ParamsArgs, remote_domain_migrate_confirm3_params_args_clear)
 
+typedef struct RemoteDomainMigrateStartPostCopyArgs {
+    RemoteNonnullDomain dom;
+    guint32 flags;
+} RemoteDomainMigrateStartPostCopyArgs;
+gboolean remote_domain_migrate_start_post_copy_args_encode(XdrWriter *w, const RemoteDomainMigrateStartPostCopyArgs *v, GError **error);
+gboolean remote_domain_migrate_start_post_copy_args_decode(XdrReader *r, RemoteDomainMigrateStartPostCopyArgs *v, GError **error);
+void remote_domain_migrate_start_post_copy_args_clear(RemoteDomainMigrateStartPostCopyArgs *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainMigrateStartPostCopyArgs, remote_domain_migrate_start_post_copy_args_clear)
+
 typedef struct AdminConnectOpenArgs {
     guint32 flags;
 } AdminConnectOpenArgs;

@@ -316,6 +316,118 @@ def t_cancel(ctx):
     A.virsh('undefine', 'm3')
 
 
+def t_postcopy(ctx):
+    """Post-copy: migrate-postcopy's refusals, then --postcopy --postcopy-after-precopy."""
+    A, B = ctx.hosts['A'], ctx.hosts['B']
+    ro_uri = 'qemu+unix:///system?socket=' + A.sock + '-ro'
+    dest = 'qemu+tcp://%s/system' % B.addr
+
+    def same(*argv, uri=A.uri):
+        """vireo prints what Debian's virsh prints against the same vireod."""
+        want = run('virsh', '-c', uri, *argv, ok=False)
+        got = run(ctx.args.vireo, '-c', uri, *argv, ok=False)
+        want = (want.returncode, want.stdout, want.stderr.replace('virsh', 'vireo'))
+        got = (got.returncode, got.stdout, got.stderr)
+        check(got == want, 'vireo %s: %r, virsh: %r' % (' '.join(argv), got, want))
+        log('  %s: %s' % (' '.join(argv), got[2].strip()))
+        return got
+
+    # 128 MiB at 8 MiB/s: several seconds per pass, more dirtied meanwhile than the link carries.
+    ctx.define(A, 'p1', mem=128, dirty=256)
+    r = same('migrate-postcopy', 'p1')
+    check(r[0] == 1 and 'post-copy can only be started while outgoing migration is in '
+          'progress' in r[2], 'migrate-postcopy without a migration: %r' % (r,))
+    r = same('migrate-postcopy', 'p1', uri=ro_uri)
+    check('read only access prevents virDomainMigrateStartPostCopy' in r[2],
+          'migrate-postcopy read-only: %r' % (r,))
+    r = same('migrate', '--p2p', '--postcopy-after-precopy', 'p1', dest)
+    check('Option --postcopy is required by option --postcopy-after-precopy' in r[2],
+          '--postcopy-after-precopy alone: %r' % (r,))
+    r = same('migrate', '--p2p', '--postcopy', 'p1', dest)
+    check('post-copy migration is not supported with non-live or paused migration' in r[2],
+          'non-live post-copy: %r' % (r,))
+    check(A.state('p1') == 'running (booted)', 'A: p1 is %r' % A.state('p1'))
+
+    # A migration started without --postcopy cannot switch.
+    th, box = migrate_async(A, 'migrate', '--live', '--bandwidth', '8', 'p1', B.tcp_uri)
+    wait_transferring(A, 'p1')
+    r = same('migrate-postcopy', 'p1')
+    check(r[0] == 1 and 'switching to post-copy requires migration to be started with '
+          'VIR_MIGRATE_POSTCOPY flag' in r[2], 'migrate-postcopy on pre-copy: %r' % (r,))
+    A.virsh('domjobabort', 'p1')
+    th.join(120)
+    check(box['p'].returncode != 0, 'aborted migration succeeded: %s' % box['p'].stdout)
+    check(A.state('p1') == 'running (booted)', 'A: p1 is %r' % A.state('p1'))
+    wait_for(lambda: not B.vmm_pids(), 15, 'no vireo-vmm on B')
+
+    # The switch after the first pass: A pauses for good, B runs while its RAM arrives.
+    t0 = time.monotonic()
+    th, box = migrate_async(A, 'migrate', '--live', '--postcopy', '--postcopy-after-precopy',
+                            '--verbose', '--bandwidth', '8', 'p1', B.tcp_uri)
+    seen = {}
+
+    def switched():
+        st = A.state('p1')
+        if st == 'paused (post-copy)' and 'job' not in seen:
+            seen['job'] = run('virsh', '-c', A.uri, 'domjobinfo', 'p1', ok=False).stdout
+            seen['abort'] = run('virsh', '-c', A.uri, 'domjobabort', 'p1', ok=False).stderr
+        return st != 'running (booted)' or box.get('p') is not None
+    wait_for(switched, 120, 'the switch to post-copy')
+
+    def running_on_b():
+        st = B.state('p1')
+        return st if st and st.startswith('running') else None
+    # A's finish call resumes it on B right after the switch.
+    seen['B'] = wait_for(running_on_b, 20, 'B: p1 running')
+    th.join(180)
+    secs = time.monotonic() - t0
+    p = box['p']
+    check(p.returncode == 0, 'post-copy migration failed: %s%s' % (p.stdout, p.stderr))
+    m = re.search(r'post-copy from (\d+) ms, resumed on the destination (\d+) ms after',
+                  A.domain_log('p1'))
+    check(m, 'no post-copy figures in the log of p1 on A')
+    log('p1 A->B with post-copy after the first pass: vireo migrate took %.1f s, switch at %s '
+        'ms, B resumed it %s ms later' % (secs, m.group(1), m.group(2)))
+    ctx.figure(A, 'p1', 'post-copy after the first pass (256 pages/pass, 128 MiB, 8 MiB/s)')
+    check('job' in seen, 'never saw A paused (post-copy)')
+    check('Memory remaining' in seen['job'] and 'Iteration' in seen['job'],
+          'domjobinfo during post-copy: %r' % seen['job'])
+    check('cannot abort migration in post-copy mode' in seen['abort'],
+          'domjobabort during post-copy: %r' % seen['abort'])
+    log('  during post-copy: B is %r' % seen['B'])
+    check(seen['B'] in ('running (post-copy)', 'running (migrated)'), 'B: p1 was %r' % seen['B'])
+    wait_for(lambda: B.state('p1') == 'running (migrated)', 20, 'B: p1 running (migrated)')
+    check(A.state('p1') == 'shut off (migrated)', 'A: p1 is %r' % A.state('p1'))
+    ctx.one_vmm('p1', B)
+    ctx.check_guest('p1', B)
+
+    # Back, and the destination's vireo-vmm dies once it runs the guest: the source never
+    # resumes, although it has all of the memory.
+    th, box = migrate_async(B, 'migrate', '--live', '--postcopy', '--postcopy-after-precopy',
+                            '--bandwidth', '8', 'p1', A.tcp_uri)
+    wait_for(lambda: A.state('p1') == 'running (post-copy)' or box.get('p') is not None, 120,
+             'A: p1 running (post-copy)')
+    check(box.get('p') is None, 'migration back ended early: %r' % box.get('p'))
+    check(B.state('p1') == 'paused (post-copy)', 'B: p1 is %r' % B.state('p1'))
+    for pid in A.vmm_pids():
+        os.kill(pid, signal.SIGKILL)
+    th.join(120)
+    p = box['p']
+    check(p.returncode != 0, 'post-copy migration survived its destination: %s' % p.stdout)
+    log('  migrate said: ' + p.stderr.strip().replace('\n', ' | '))
+    check('the source stays paused (it ran on the destination' in p.stderr,
+          'migrate error: %r' % p.stderr)
+    check(B.state('p1') == 'paused (post-copy failed)', 'B: p1 is %r' % B.state('p1'))
+    check(len(B.vmm_pids()) == 1, 'B: vireo-vmm %s' % B.vmm_pids())
+    n = ctx.serial('p1').count('progress: pass')
+    time.sleep(2)
+    check(ctx.serial('p1').count('progress: pass') == n, 'p1 runs somewhere after the failure')
+    # The incoming domain on A ended with its vireo-vmm.
+    wait_for(lambda: (A.state('p1') or '').startswith('shut off'), 10, 'A: p1 shut off')
+    B.virsh('destroy', 'p1')
+    A.virsh('undefine', 'p1')
+
+
 def t_evacuate(ctx):
     A, B = ctx.hosts['A'], ctx.hosts['B']
     for i in range(3):
@@ -396,7 +508,7 @@ def main():
         else:
             log('certtool missing: no TLS case')
         ctx.hosts = {t: Host(args, t, ctx.tmp, ctx.ns[t], pki) for t in 'AB'}
-        tests = [t_live_and_back, t_persistent, t_cancel, t_evacuate, t_virsh_p2p]
+        tests = [t_live_and_back, t_persistent, t_cancel, t_postcopy, t_evacuate, t_virsh_p2p]
         if pki:
             tests.append(t_tls)
         for t in tests:
