@@ -135,6 +135,8 @@ void domain_driver_fail(RpcCall *call, const GError *error);
 void domain_driver_emit(Domain *dom, int event, int detail);
 void domain_driver_log(Domain *dom, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 void domain_driver_set_state(Domain *dom, int state, int reason);
+/* Writes the state file again (it records how far an outgoing migration got). */
+void domain_driver_save_status(Domain *dom);
 void domain_driver_job_begin(Domain *dom);
 void domain_driver_job_end(Domain *dom);
 /* TRUE when the call must wait: it is queued and runs again after the job. */
@@ -198,6 +200,8 @@ gboolean migrate_p2p_abort(Domain *dom);
 gboolean migrate_p2p_in_postcopy(Domain *dom);
 /* virDomainSuspend during dom->mig_out's stream: pauses and answers @call (FALSE: not now). */
 gboolean migrate_p2p_suspend(Domain *dom, RpcCall *call);
+/* DOMAIN_MIGRATION_OUT_* of dom->mig_out, for the state file. */
+int migrate_p2p_out_stage(Domain *dom);
 /* domjobinfo of dom->mig_out: FALSE when there is none. */
 typedef struct MigrateP2PProgress {
     guint64 elapsed_ms;

@@ -290,6 +290,7 @@ static void save_status(Domain *dom, gboolean complete)
     st->state = dom->state;
     st->reason = dom->reason;
     st->start_complete = complete;
+    st->migration_out = migrate_p2p_out_stage(dom);
     st->live_xml = domain_def_format(dom->live, DOMAIN_DEF_FORMAT_SECURE);
     if (!domain_status_save(st, path, &err))
         g_warning("domain '%s': %s", dom->name, err->message);
@@ -857,9 +858,27 @@ static void on_reconnect_ready(VmProcess *vm, const char *status, const GError *
         gboolean paused = strcmp(status, "running") != 0;
 
         log_note(dom, "reconnected to vireo-vmm %d (%s)", vm_process_get_pid(vm), status);
+        if (rc->st->migration_out == DOMAIN_MIGRATION_OUT_PERFORMING) {
+            /*
+             * The earlier daemon stopped before asking the destination to
+             * finish: the destination never ran the VM and gives up when
+             * our connection goes. Take the VM back here.
+             */
+            log_note(dom, "an outgoing migration was left unfinished; resuming the domain here");
+            qmp_client_execute(vm_process_get_qmp(vm), "migrate_cancel", NULL, 5000, NULL, NULL);
+            if (!strcmp(status, "postmigrate")) {
+                qmp_client_execute(vm_process_get_qmp(vm), "cont", NULL, 10000, NULL, NULL);
+                paused = FALSE;
+            }
+        } else if (rc->st->migration_out == DOMAIN_MIGRATION_OUT_FINISHING && paused) {
+            /* The destination may run it: resuming here could run the VM twice. */
+            log_note(dom, "an outgoing migration stopped during its finish: the domain stays "
+                     "paused here; check the destination before resuming it");
+        }
         if (paused)
             dom->state = RPC_DOMAIN_PAUSED,
-            dom->reason = rc->st->state == RPC_DOMAIN_PAUSED ? rc->st->reason : PAUSED_UNKNOWN;
+            dom->reason = rc->st->migration_out ? PAUSED_MIGRATION :
+                          rc->st->state == RPC_DOMAIN_PAUSED ? rc->st->reason : PAUSED_UNKNOWN;
         else
             dom->state = RPC_DOMAIN_RUNNING,
             dom->reason = rc->st->state == RPC_DOMAIN_RUNNING ? rc->st->reason : RUNNING_UNKNOWN;
@@ -2155,6 +2174,7 @@ void domain_driver_unref(Domain *dom) { domain_unref(dom); }
 gboolean domain_driver_is_active(const Domain *dom) { return is_active(dom); }
 void domain_driver_emit(Domain *dom, int event, int detail) { emit(dom, event, detail); }
 void domain_driver_set_state(Domain *dom, int state, int reason) { set_state(dom, state, reason); }
+void domain_driver_save_status(Domain *dom) { save_status(dom, TRUE); }
 void domain_driver_job_begin(Domain *dom) { job_begin(dom); }
 void domain_driver_job_end(Domain *dom) { job_end(dom); }
 void domain_driver_fail(RpcCall *call, const GError *error) { fail_gerror(call, error); }

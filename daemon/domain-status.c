@@ -43,6 +43,8 @@ char *domain_status_format(const DomainStatus *st)
     g_key_file_set_integer(kf, GROUP, "state", st->state);
     g_key_file_set_integer(kf, GROUP, "reason", st->reason);
     g_key_file_set_boolean(kf, GROUP, "start-complete", st->start_complete);
+    if (st->migration_out)
+        g_key_file_set_integer(kf, GROUP, "migration-out", st->migration_out);
     g_key_file_set_string(kf, GROUP, "live-xml", st->live_xml ? st->live_xml : "");
     return g_key_file_to_data(kf, NULL, NULL);
 }
@@ -103,9 +105,17 @@ DomainStatus *domain_status_parse(const char *text, GError **error)
     GET("start-complete",
         st->start_complete = g_key_file_get_boolean(kf, GROUP, "start-complete", &err));
     GET("live-xml", st->live_xml = g_key_file_get_string(kf, GROUP, "live-xml", &err));
+    if (g_key_file_has_key(kf, GROUP, "migration-out", NULL))
+        GET("migration-out",
+            st->migration_out = g_key_file_get_integer(kf, GROUP, "migration-out", &err));
 #undef GET
     if (!*st->name || !*st->live_xml || st->id < 0) {
         bad(error, !*st->name ? "name" : !*st->live_xml ? "live-xml" : "id", NULL);
+        return NULL;
+    }
+    if (st->migration_out < DOMAIN_MIGRATION_OUT_NONE ||
+        st->migration_out > DOMAIN_MIGRATION_OUT_FINISHING) {
+        bad(error, "migration-out", NULL);
         return NULL;
     }
     return g_steal_pointer(&st);

@@ -39,6 +39,7 @@
 #include "domain-driver-priv.h"
 #include "vireo/atomic-file.h"
 #include "vireo/daemon-paths.h"
+#include "vireo/domain-status.h"
 #include "vireo/rpc-client.h"
 #include "vireo/rpc-error.h"
 #include "vireo/rpc-protocol.h"
@@ -186,6 +187,7 @@ struct MigrateOut {
     gboolean postcopy;          /* switched: never resume the source from here on */
     guint64 switch_ms, resume_ms;   /* since the start: switch seen, destination resumed */
     gboolean finish_pending;    /* FINISH3 runs in its thread */
+    gboolean finish_sent;       /* the destination may run the VM from now on */
     gboolean finished;          /* ... and the destination resumed the VM */
     gboolean stream_ended;      /* the poll has stopped: completed or failed */
 };
@@ -234,12 +236,30 @@ static void on_restore_reply(QmpClient *c, JsonValue *ret, const GError *error, 
 }
 
 /* Ends the migration: the job (unless the driver ended it with the VM), the call. */
+/* Recorded before FINISH3 goes out: a restarted daemon must not resume the VM then. */
+static void out_finish_sent(MigrateOut *mo)
+{
+    mo->finish_sent = TRUE;
+    domain_driver_save_status(mo->dom);
+}
+
+int migrate_p2p_out_stage(Domain *dom)
+{
+    if (!dom->mig_out || dom->mig_out->phase < OUT_MIGRATE)
+        return DOMAIN_MIGRATION_OUT_NONE;
+    return dom->mig_out->finish_sent ? DOMAIN_MIGRATION_OUT_FINISHING
+                                     : DOMAIN_MIGRATION_OUT_PERFORMING;
+}
+
 static void out_end(MigrateOut *mo)
 {
     Domain *dom = mo->dom;
 
-    if (dom->mig_out == mo)
+    if (dom->mig_out == mo) {
         dom->mig_out = NULL;
+        if (!mo->vm_gone)
+            domain_driver_save_status(dom);
+    }
     /* --bandwidth and --compressed are for this migration only (migrate-setspeed stays). */
     if (mo->saved_params && !mo->vm_gone && dom->vm)
         qmp_client_execute(vm_process_get_qmp(dom->vm), "migrate-set-parameters",
@@ -538,6 +558,7 @@ static void out_postcopy_switch(MigrateOut *mo)
     domain_driver_set_state(dom, RPC_DOMAIN_PAUSED, PAUSED_POSTCOPY);
     domain_driver_emit(dom, RPC_DOMAIN_EVENT_SUSPENDED, EV_SUSPENDED_POSTCOPY);
     mo->finish_pending = TRUE;
+    out_finish_sent(mo);
     run_in_thread(mo, th_finish, on_postcopy_finished);
 }
 
@@ -612,6 +633,7 @@ static void on_query_migrate(QmpClient *c, JsonValue *ret, const GError *error, 
     if (status && !strcmp(status, "completed")) {
         mo->completed = TRUE;
         mo->phase = OUT_FINISH;
+        out_finish_sent(mo);
         run_in_thread(mo, th_finish, on_finished_dest);
         return;
     }
@@ -715,6 +737,8 @@ static void start_stream(MigrateOut *mo)
     domain_driver_log(mo->dom, "migrating to %s (%s)", mo->dest_host, uri);
     json_object_set_string(args, "uri", uri);
     mo->phase = OUT_MIGRATE;
+    /* A daemon restarted from here on finds the VM still ours (domain-status.h). */
+    domain_driver_save_status(mo->dom);
     qmp_client_execute(vm_process_get_qmp(mo->dom->vm), "migrate", args, 10000,
                        on_migrate_reply, mo);
 }
@@ -1042,10 +1066,19 @@ typedef struct MigrateIn {
     gboolean postcopy;          /* "postcopy-active": the state came before the RAM */
     gboolean link_broken;       /* "postcopy-paused": the source is out of reach */
     gboolean stream_done;       /* "completed": all of the RAM is here */
+    RpcServerClient *source;    /* the source daemon's connection (PREPARE3's) */
+    GSource *watch;             /* gives up when it closes before FINISH3 */
+    gboolean finish_seen;
 } MigrateIn;
 
 static void in_free(MigrateIn *mi)
 {
+    if (mi->watch) {
+        g_source_destroy(mi->watch);
+        g_source_unref(mi->watch);
+    }
+    if (mi->source)
+        rpc_server_client_unref(mi->source);
     g_hash_table_remove(p2p->ports, GUINT_TO_POINTER(mi->port));
     domain_driver_unref(mi->dom);
     g_free(mi->name);
@@ -1235,6 +1268,33 @@ void migrate_p2p_incoming_listening(Domain *dom)
     mi->prepare = NULL;
 }
 
+/*
+ * Without FINISH3 from the daemon that prepared it, nobody will ever tell
+ * this VM to run or to go: when that daemon's connection closes first
+ * (it died, or the network between the hosts), give up the migration, as
+ * libvirt does. The source VM was never stopped for good: its daemon
+ * resumes it (migrate-p2p's restart rule, domain-status.h).
+ */
+static gboolean in_watch_source(gpointer data)
+{
+    MigrateIn *mi = data;
+    Domain *dom = mi->dom;
+
+    if (mi->finish_seen || !rpc_server_client_is_closed(mi->source))
+        return mi->finish_seen ? G_SOURCE_REMOVE : G_SOURCE_CONTINUE;
+    domain_driver_log(dom, "the source daemon went away before finishing the migration; "
+                      "giving it up");
+    g_clear_pointer(&mi->watch, g_source_unref);
+    if (dom->vm) {
+        dom->stop_intent = STOP_DESTROY;
+        vm_process_kill(dom->vm, SIGKILL, NULL);
+    }
+    /* Loaded already: no start job will report; forget it here (as a cancel). */
+    if (mi->loaded)
+        in_remove(mi);
+    return G_SOURCE_REMOVE;
+}
+
 static void h_prepare(RpcCall *call, gpointer args, gpointer opaque)
 {
     RemoteDomainMigratePrepare3ParamsArgs *a = args;
@@ -1293,6 +1353,10 @@ static void h_prepare(RpcCall *call, gpointer args, gpointer opaque)
     mi->flags = a->flags;
     mi->prepare = call;
     mi->created = !found;
+    mi->source = rpc_server_client_ref(rpc_call_get_client(call));
+    mi->watch = g_timeout_source_new_seconds(1);
+    g_source_set_callback(mi->watch, in_watch_source, mi, NULL);
+    g_source_attach(mi->watch, drv->ctx);
     g_hash_table_insert(p2p->ports, GUINT_TO_POINTER(port), GUINT_TO_POINTER(1));
     g_hash_table_insert(p2p->incoming, mi->name, mi);
     g_free(dom->incoming);
@@ -1319,6 +1383,7 @@ static void h_finish(RpcCall *call, gpointer args, gpointer opaque)
         return;
     }
     mi->finish = call;
+    mi->finish_seen = TRUE;
     mi->flags = a->flags;
     if (a->cancelled) {
         Domain *dom = mi->dom;

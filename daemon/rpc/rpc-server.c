@@ -248,6 +248,11 @@ gboolean rpc_server_client_is_open(RpcServerClient *c)
     return c->opened;
 }
 
+gboolean rpc_server_client_is_closed(RpcServerClient *c)
+{
+    return client_is_closed(c);
+}
+
 gboolean rpc_server_client_get_peer(RpcServerClient *c, RpcPeerCred *cred)
 {
     if (!c->have_cred)

@@ -18,6 +18,8 @@
  *   state=1                 (virDomainState; reason: its reason code)
  *   reason=1
  *   start-complete=true     (false while the daemon was still starting it)
+ *   migration-out=1         (an outgoing migration: 1 before the destination's
+ *                           finish was asked for, 2 after; absent: none)
  *   live-xml=<domain ...    (escaped, one line)
  */
 #ifndef VIREO_DOMAIN_STATUS_H
@@ -40,8 +42,20 @@ typedef struct DomainStatus {
     int state;
     int reason;
     gboolean start_complete;
+    int migration_out;          /* DOMAIN_MIGRATION_OUT_* */
     char *live_xml;
 } DomainStatus;
+
+/*
+ * How far an outgoing migration got, for a daemon that restarts in the
+ * middle: before the finish the VM is still ours to resume; after it, the
+ * destination may run it.
+ */
+enum {
+    DOMAIN_MIGRATION_OUT_NONE = 0,
+    DOMAIN_MIGRATION_OUT_PERFORMING = 1,
+    DOMAIN_MIGRATION_OUT_FINISHING = 2,
+};
 
 DomainStatus *domain_status_new(void);
 void domain_status_free(DomainStatus *st);

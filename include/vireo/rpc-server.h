@@ -155,6 +155,8 @@ guint64 rpc_server_client_get_id(RpcServerClient *c);
 /* Read-only socket, or opened with VIR_CONNECT_RO. */
 gboolean rpc_server_client_is_readonly(RpcServerClient *c);
 gboolean rpc_server_client_is_open(RpcServerClient *c);
+/* Any thread: TRUE once the connection is gone (the peer closed it, or we did). */
+gboolean rpc_server_client_is_closed(RpcServerClient *c);
 /* FALSE when SO_PEERCRED was not available. */
 gboolean rpc_server_client_get_peer(RpcServerClient *c, RpcPeerCred *cred);
 /*

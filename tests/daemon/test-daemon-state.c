@@ -80,7 +80,35 @@ static void test_status_round_trip(void **state)
     assert_true(back->persistent && back->start_complete);
     assert_int_equal(back->state, 3);
     assert_int_equal(back->reason, 1);
+    assert_int_equal(back->migration_out, DOMAIN_MIGRATION_OUT_NONE);
     assert_string_equal(back->live_xml, st->live_xml);
+}
+
+/* How far an outgoing migration got survives the daemon; garbage there is refused. */
+static void test_status_migration_out(void **state)
+{
+    g_autoptr(DomainStatus) st = sample();
+    g_autofree char *none = domain_status_format(st);
+    g_autofree char *text = NULL;
+    g_autoptr(DomainStatus) back = NULL;
+    g_autoptr(GError) err = NULL;
+
+    assert_null(strstr(none, "migration-out"));
+    st->migration_out = DOMAIN_MIGRATION_OUT_FINISHING;
+    text = domain_status_format(st);
+    back = domain_status_parse(text, &err);
+    assert_non_null(back);
+    assert_int_equal(back->migration_out, DOMAIN_MIGRATION_OUT_FINISHING);
+    for (const char *bad = "3x"; *bad; bad++) {
+        g_autoptr(GError) e = NULL;
+        g_autofree char *changed = g_strdup(text);
+        char *at = strstr(changed, "migration-out=2");
+
+        assert_non_null(at);
+        at[strlen("migration-out=")] = *bad;
+        assert_null(domain_status_parse(changed, &e));
+        assert_non_null(strstr(e->message, "migration-out"));
+    }
 }
 
 static void test_status_bad(void **state)
@@ -265,6 +293,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_round_trip),
+        cmocka_unit_test(test_status_migration_out),
         cmocka_unit_test(test_status_bad),
         cmocka_unit_test(test_atomic_faults),
         cmocka_unit_test(test_proc_stat),
