@@ -154,6 +154,32 @@ static gboolean send_pages(MigSource *src, uint64_t first, uint64_t n, GError **
     return TRUE;
 }
 
+/* Marks every page with data from @first on (holes are zero on both sides). */
+static void mark_data_dirty(MigSource *src, uint64_t first)
+{
+    off_t pos = first * MIG_PAGE_SIZE, size = src->ram.size;
+
+    while (pos < size) {
+        off_t data = lseek(src->ram.memfd, pos, SEEK_DATA);
+        off_t hole;
+
+        if (data < 0 && errno == ENXIO)
+            return;
+        if (data < 0) {
+            data = pos;
+            hole = size;
+        } else {
+            hole = lseek(src->ram.memfd, data, SEEK_HOLE);
+            if (hole < 0 || hole > size)
+                hole = size;
+        }
+        for (uint64_t q = data / MIG_PAGE_SIZE;
+             q < MIN((uint64_t)(hole + MIG_PAGE_SIZE - 1) / MIG_PAGE_SIZE, src->nr_pages); q++)
+            src->dirty[q / BITS_PER_LONG] |= 1UL << (q % BITS_PER_LONG);
+        pos = hole;
+    }
+}
+
 /* First pass: every page with data. Holes of the memfd are zero: skip them unread. */
 static gboolean send_all(MigSource *src, GError **error)
 {
@@ -179,6 +205,12 @@ static gboolean send_all(MigSource *src, GError **error)
         /* Never past the hole: reading it would allocate it. */
         for (uint64_t p = data / MIG_PAGE_SIZE; p < last; p += MIG_RAM_MAX_RUN) {
             uint64_t end = MIN(p + MIG_RAM_MAX_RUN, last);
+
+            if (g_atomic_int_get(&src->postcopy)) {
+                /* Switch now: what this pass did not reach goes after the state. */
+                mark_data_dirty(src, p);
+                return TRUE;
+            }
             if (!send_pages(src, p, end - p, error))
                 return FALSE;
             update_progress(src, src->nr_pages - end);
@@ -207,6 +239,10 @@ static gboolean send_dirty(MigSource *src, GError **error)
         while (src->dirty[w]) {
             uint64_t first = w * BITS_PER_LONG + __builtin_ctzl(src->dirty[w]);
             uint64_t p = first;
+
+            /* Switch now: the bits still set are what post-copy sends. */
+            if (g_atomic_int_get(&src->postcopy))
+                return TRUE;
 
             while (p < src->nr_pages && p - first < MIG_RAM_MAX_RUN &&
                    (src->dirty[p / BITS_PER_LONG] & (1UL << (p % BITS_PER_LONG)))) {

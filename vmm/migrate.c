@@ -490,6 +490,20 @@ gboolean migrate_incoming(Migrate *mig, const char *uri, gboolean autostart, GEr
 
 /* --- QMP --- */
 
+/* An incoming post-copy migration still fetching pages: this VM is not whole yet. */
+static gboolean incoming_postcopy_busy(Migrate *mig)
+{
+    MigInfo info = { 0 };
+    gboolean busy;
+
+    if (!mig->dst || !mig->postcopy_running)
+        return FALSE;
+    mig_dest_get_info(mig->dst, &info);
+    busy = info.status != MIG_STATUS_COMPLETED;
+    mig_info_clear(&info);
+    return busy;
+}
+
 static JsonValue *cmd_migrate(const JsonValue *args, void *opaque, GError **error)
 {
     static const char *const allowed[] = { "uri", "blk", "inc", "detach", "resume", NULL };
@@ -538,6 +552,11 @@ static JsonValue *cmd_migrate(const JsonValue *args, void *opaque, GError **erro
     if (mig->src_running) {
         g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC,
                     "There's a migration process in progress");
+        return NULL;
+    }
+    if (incoming_postcopy_busy(mig)) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC, "the incoming post-copy migration "
+                    "has not brought all of RAM yet");
         return NULL;
     }
     if (state != RUN_STATE_RUNNING && state != RUN_STATE_PAUSED &&
@@ -649,6 +668,13 @@ static JsonValue *cmd_migrate_cancel(const JsonValue *args, void *opaque, GError
 
     if (!qmp_check_args(args, NULL, error))
         return NULL;
+    if (mig->src && mig->src_running && mig_source_in_postcopy(mig->src)) {
+        /* The destination has run: the VM can no longer come back here. */
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC, "Postcopy migration cannot be "
+                    "cancelled; if the link broke, migrate-recover and migrate resume=true "
+                    "carry it on");
+        return NULL;
+    }
     if (mig->src && mig->src_running)
         mig_source_cancel(mig->src);
     return json_new_object();

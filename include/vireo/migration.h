@@ -133,8 +133,8 @@ MigSource *mig_source_start(const MigParams *params, const MigRam *ram, MigUri *
 /* Asks the thread to stop; returns at once (status CANCELLING, then CANCELLED). */
 void mig_source_cancel(MigSource *src);
 /*
- * Switches to post-copy at the end of the current pass (after the first):
- * stop, send the state, let the destination run and serve its page faults
+ * Switches to post-copy once the run of pages being sent is out (what the
+ * pass did not reach yet is sent afterwards): stop, send the state, let the destination run and serve its page faults
  * first while sending the rest. FALSE if the URI has no return path or the
  * migration is not active.
  */
