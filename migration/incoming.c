@@ -321,6 +321,18 @@ typedef struct Receiver {
     gboolean was_running;
 } Receiver;
 
+/* STATE and POSTCOPY: one per stream, a flags byte first. */
+static gboolean take_state_flags(Receiver *rx, const MigRecord *rec, GError **error)
+{
+    if (rx->have_state || rec->len < 1) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_STATE,
+                    "migration stream has a bad or second machine state section");
+        return FALSE;
+    }
+    rx->was_running = rec->data[0] & MIG_STATE_FLAG_RUNNING;
+    return TRUE;
+}
+
 static gboolean handle_record(MigDest *dst, Receiver *rx, const MigRecord *rec, GError **error)
 {
     switch (rec->type) {
@@ -341,12 +353,8 @@ static gboolean handle_record(MigDest *dst, Receiver *rx, const MigRecord *rec, 
         }
         return postcopy_discard(dst, rec, error);
     case MIG_RECORD_POSTCOPY:
-        if (rx->have_state || rec->len < 1) {
-            g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_STATE,
-                        "migration stream has a bad or second machine state section");
+        if (!take_state_flags(rx, rec, error))
             return FALSE;
-        }
-        rx->was_running = rec->data[0] & MIG_STATE_FLAG_RUNNING;
         /* Missing pages must fault to us before anything can touch them. */
         if (!postcopy_start(dst, rx->fd, error))
             return FALSE;
@@ -359,12 +367,8 @@ static gboolean handle_record(MigDest *dst, Receiver *rx, const MigRecord *rec, 
                                  rx->was_running);
         return TRUE;
     case MIG_RECORD_STATE:
-        if (rx->have_state || rec->len < 1) {
-            g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_STATE,
-                        "migration stream has a bad or second machine state section");
+        if (!take_state_flags(rx, rec, error))
             return FALSE;
-        }
-        rx->was_running = rec->data[0] & MIG_STATE_FLAG_RUNNING;
         /*
          * Loaded before the END is checked: the VM has not run yet,
          * and a bad checksum still fails the whole migration.
@@ -408,14 +412,10 @@ static void present_pages(MigDest *dst, uint8_t *bitmap)
     off_t pos = 0, size = dst->ram.size;
 
     while (pos < size) {
-        off_t data = lseek(dst->ram.memfd, pos, SEEK_DATA);
-        off_t hole;
+        off_t data, hole;
 
-        if (data < 0)
+        if (mig_ram_next_data(&dst->ram, pos, &data, &hole) <= 0)
             break;
-        hole = lseek(dst->ram.memfd, data, SEEK_HOLE);
-        if (hole < 0 || hole > size)
-            hole = size;
         for (uint64_t p = data / MIG_PAGE_SIZE; p < (uint64_t)hole / MIG_PAGE_SIZE; p++)
             bitmap[p / 8] |= 1u << (p % 8);
         pos = hole;

@@ -160,18 +160,14 @@ static void mark_data_dirty(MigSource *src, uint64_t first)
     off_t pos = first * MIG_PAGE_SIZE, size = src->ram.size;
 
     while (pos < size) {
-        off_t data = lseek(src->ram.memfd, pos, SEEK_DATA);
-        off_t hole;
+        off_t data, hole;
+        int found = mig_ram_next_data(&src->ram, pos, &data, &hole);
 
-        if (data < 0 && errno == ENXIO)
+        if (found == 0)
             return;
-        if (data < 0) {
-            data = pos;
+        if (found < 0) {
+            data = pos;         /* no SEEK_DATA: everything from here */
             hole = size;
-        } else {
-            hole = lseek(src->ram.memfd, data, SEEK_HOLE);
-            if (hole < 0 || hole > size)
-                hole = size;
         }
         for (uint64_t q = data / MIG_PAGE_SIZE;
              q < MIN((uint64_t)(hole + MIG_PAGE_SIZE - 1) / MIG_PAGE_SIZE, src->nr_pages); q++)
@@ -186,19 +182,15 @@ static gboolean send_all(MigSource *src, GError **error)
     off_t pos = 0, size = src->ram.size;
 
     while (pos < size) {
-        off_t data = lseek(src->ram.memfd, pos, SEEK_DATA);
-        off_t hole;
+        off_t data, hole;
+        int found = mig_ram_next_data(&src->ram, pos, &data, &hole);
 
-        if (data < 0 && errno == ENXIO)
+        if (found == 0)
             break;
-        if (data < 0) {
+        if (found < 0) {
             /* No SEEK_DATA: send everything from here. */
             data = pos;
             hole = size;
-        } else {
-            hole = lseek(src->ram.memfd, data, SEEK_HOLE);
-            if (hole < 0 || hole > size)
-                hole = size;
         }
         uint64_t last = MIN((uint64_t)(hole + MIG_PAGE_SIZE - 1) / MIG_PAGE_SIZE, src->nr_pages);
 

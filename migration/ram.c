@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* RAM pages in the migration stream: zero-page runs and optional zstd. */
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 #include <zstd.h>
 
 #include "vireo/migration-ram.h"
+#include "vireo/migration.h"
 #include "vireo/util.h"
 
 struct MigRamEncoder {
@@ -208,4 +211,17 @@ bad:
                 "migration stream: bad RAM section (%zu bytes) for a RAM of %" G_GUINT64_FORMAT
                 " bytes", len, (guint64)d->size);
     return FALSE;
+}
+
+int mig_ram_next_data(const MigRam *ram, off_t pos, off_t *data, off_t *hole)
+{
+    off_t size = ram->size;
+
+    *data = lseek(ram->memfd, pos, SEEK_DATA);
+    if (*data < 0)
+        return errno == ENXIO ? 0 : -1;
+    *hole = lseek(ram->memfd, *data, SEEK_HOLE);
+    if (*hole < 0 || *hole > size)
+        *hole = size;
+    return 1;
 }

@@ -948,14 +948,10 @@ static JsonValue *cmd_ram_checksum(const JsonValue *args, void *opaque, GError *
         return NULL;
     mig_hasher_init(&h, 0);
     while (pos < (off_t)ram.size) {
-        off_t data = lseek(ram.memfd, pos, SEEK_DATA);
-        off_t hole;
+        off_t data, hole;
 
-        if (data < 0)
+        if (mig_ram_next_data(&ram, pos, &data, &hole) <= 0)
             break;
-        hole = lseek(ram.memfd, data, SEEK_HOLE);
-        if (hole < 0 || hole > (off_t)ram.size)
-            hole = ram.size;
         for (uint64_t off = data & ~(uint64_t)(MIG_PAGE_SIZE - 1); off < (uint64_t)hole;
              off += MIG_PAGE_SIZE) {
             const uint8_t *page = ram.base + off;

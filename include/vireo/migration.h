@@ -18,6 +18,7 @@
 
 #include <glib.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "vireo/migration-channel.h"
 
@@ -84,6 +85,14 @@ typedef struct MigRam {
     uint64_t size;
     int memfd;                  /* for SEEK_DATA: holes are never read */
 } MigRam;
+
+/*
+ * The next run of data in @ram's memfd at or after @pos: [*@data, *@hole),
+ * *@hole at most the RAM size. 1: found; 0: none left (the rest is holes,
+ * which read as zero); -1: the memfd cannot tell (no SEEK_DATA), the
+ * caller decides what that means.
+ */
+int mig_ram_next_data(const MigRam *ram, off_t pos, off_t *data, off_t *hole);
 
 /* What query-migrate reports. Times in ms, rates in pages/s. */
 typedef struct MigInfo {
