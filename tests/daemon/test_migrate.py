@@ -479,7 +479,8 @@ def t_tls(ctx):
     A.virsh('undefine', 't1')
 
 
-def main():
+def run_suite(tests, tls_tests=()):
+    """Two hosts in network namespaces, then @tests (and @tls_tests when certtool is there)."""
     ap = argparse.ArgumentParser()
     ap.add_argument('--vireod', required=True)
     ap.add_argument('--vmm', required=True)
@@ -502,21 +503,19 @@ def main():
             log('SKIP: cannot create network namespaces: %s' % e)
             return SKIP
         pki = None
-        if test_tls.CERTTOOL:
+        if tls_tests and test_tls.CERTTOOL:
             pki = test_tls.Pki(os.path.join(ctx.tmp, 'pki'))
             pki.cacert = pki.ca('vireo-migrate-ca')
-        else:
+        elif tls_tests:
             log('certtool missing: no TLS case')
         ctx.hosts = {t: Host(args, t, ctx.tmp, ctx.ns[t], pki) for t in 'AB'}
-        tests = [t_live_and_back, t_persistent, t_cancel, t_postcopy, t_evacuate, t_virsh_p2p]
-        if pki:
-            tests.append(t_tls)
-        for t in tests:
+        for t in list(tests) + (list(tls_tests) if pki else []):
             if args.only and args.only not in t.__name__:
                 continue
             log('--- ' + t.__name__)
             t(ctx)
-        log('figures: ' + '; '.join(ctx.figures))
+        if ctx.figures:
+            log('figures: ' + '; '.join(ctx.figures))
         log('PASS')
         return 0
     except Failure as e:
@@ -531,6 +530,11 @@ def main():
         return 1
     finally:
         ctx.cleanup()
+
+
+def main():
+    return run_suite([t_live_and_back, t_persistent, t_cancel, t_postcopy, t_evacuate,
+                      t_virsh_p2p], tls_tests=[t_tls])
 
 
 if __name__ == '__main__':

@@ -18,16 +18,14 @@ namespaces, a vireod each, the migrate-dirty guest checking its RAM):
 Exit status: 0 pass, 1 fail, 77 skipped (not root, no netns, no /dev/kvm).
 """
 
-import argparse
 import os
-import shutil
 import signal
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_vireod import Failure, check, wait_for  # noqa: E402
-from test_migrate import SKIP, Ctx, Host, log, migrate_async, wait_transferring  # noqa: E402
+from test_vireod import check, wait_for  # noqa: E402
+from test_migrate import log, migrate_async, run_suite, wait_transferring  # noqa: E402
 
 
 def t_back_and_forth(ctx):
@@ -95,49 +93,5 @@ def t_kill_source_vireod(ctx):
 TESTS = [t_back_and_forth, t_kill_source_vmm, t_kill_source_vireod]
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument('--vireod', required=True)
-    ap.add_argument('--vmm', required=True)
-    ap.add_argument('--vireo', required=True)
-    ap.add_argument('--guest', required=True)
-    ap.add_argument('--only')
-    args = ap.parse_args()
-    if os.geteuid() != 0:
-        log('SKIP: needs root for network namespaces')
-        return SKIP
-    if not os.access('/dev/kvm', os.R_OK | os.W_OK) or not shutil.which('virsh') or \
-            not shutil.which('ip'):
-        log('SKIP: no /dev/kvm, virsh or ip')
-        return SKIP
-    ctx = Ctx(args)
-    try:
-        try:
-            ctx.setup_net()
-        except Failure as e:
-            log('SKIP: cannot create network namespaces: %s' % e)
-            return SKIP
-        ctx.hosts = {t: Host(args, t, ctx.tmp, ctx.ns[t]) for t in 'AB'}
-        for t in TESTS:
-            if args.only and args.only not in t.__name__:
-                continue
-            log('--- ' + t.__name__)
-            t(ctx)
-        log('PASS')
-        return 0
-    except Failure as e:
-        log('FAIL: %s' % e)
-        for h in ctx.hosts.values():
-            sys.stderr.write('---- %s vireod.log (tail) ----\n' % h.tag)
-            try:
-                with open(os.path.join(h.root, 'vireod.log'), errors='replace') as f:
-                    sys.stderr.write(f.read()[-3000:])
-            except OSError:
-                pass
-        return 1
-    finally:
-        ctx.cleanup()
-
-
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_suite(TESTS))
