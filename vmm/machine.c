@@ -282,10 +282,13 @@ static void emit(Machine *m, MachineEventKind kind, gboolean guest, const char *
 
 /* --- vCPU run control --- */
 
-/* Caller holds run_lock. */
-static void kick_vcpus_locked(Machine *m)
+/*
+ * Caller holds run_lock. Brings every vCPU out of KVM_RUN to look at the
+ * run control again: immediate_exit first, so a signal that lands just
+ * before KVM_RUN is not lost.
+ */
+static void kick_alive_vcpus_locked(Machine *m)
 {
-    g_atomic_int_set(&m->stop_vcpus, 1);
     for (unsigned i = 0; i < m->nr_vcpus; i++) {
         Vcpu *vcpu = m->vcpus[i];
         if (!vcpu->alive)
@@ -293,6 +296,13 @@ static void kick_vcpus_locked(Machine *m)
         __atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
         pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
     }
+}
+
+/* Caller holds run_lock. */
+static void kick_vcpus_locked(Machine *m)
+{
+    g_atomic_int_set(&m->stop_vcpus, 1);
+    kick_alive_vcpus_locked(m);
 }
 
 static void pause_vcpus(Machine *m)
@@ -316,14 +326,8 @@ void machine_set_cpu_throttle(Machine *m, int percent)
 {
     g_atomic_int_set(&m->cpu_throttle, CLAMP(percent, 0, 99));
     g_mutex_lock(&m->run_lock);
-    for (unsigned i = 0; i < m->nr_vcpus; i++) {
-        Vcpu *vcpu = m->vcpus[i];
-        if (!vcpu->alive || vcpu->parked)
-            continue;
-        /* As a stop's kick: a signal just before KVM_RUN is not lost. */
-        __atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-        pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
-    }
+    /* A parked vCPU sees the new figure when it runs again; the kick is harmless there. */
+    kick_alive_vcpus_locked(m);
     g_mutex_unlock(&m->run_lock);
 }
 
