@@ -21,6 +21,7 @@
 #include <zstd.h>
 
 #include "vireo/migration-ram.h"
+#include "vireo/migration-tls.h"
 #include "vireo/migration.h"
 #include "vireo/util.h"
 
@@ -31,11 +32,13 @@ struct MigDest {
     int fd;                     /* listening socket or stream */
     gboolean needs_accept;
     int conn;                   /* under lock: the accepted stream, or -1 */
+    TlsCreds *tls;              /* reference, or NULL: no TLS */
+    MigTlsLink *link;           /* TLS under conn, or NULL: set by the thread, under lock */
     gboolean closing;           /* under lock */
     GThread *thread;
     MigStream *stream;
 
-    GMutex lock;                /* protects info, conn, closing, recover_fd */
+    GMutex lock;                /* protects info, conn, link, closing, recover_fd */
     GCond cond;
     MigInfo info;
     int64_t start_ns;
@@ -430,6 +433,29 @@ static gboolean page_present(MigDest *dst, uint64_t page)
 }
 
 /*
+ * TLS on the connection just accepted (dst->conn, owned by the link
+ * afterwards); a file stays plain, as in QEMU. *@fd becomes the socket
+ * the stream code uses, published as dst->conn.
+ */
+static gboolean start_tls(MigDest *dst, int *fd, GError **error)
+{
+    MigTlsLink *link;
+    int inner;
+
+    if (!dst->tls || !is_socket(*fd))
+        return TRUE;
+    link = mig_tls_link_new(dst->tls, *fd, NULL, &inner, error);
+    if (!link)
+        return FALSE;
+    g_mutex_lock(&dst->lock);
+    dst->conn = inner;
+    dst->link = link;
+    g_mutex_unlock(&dst->lock);
+    *fd = inner;
+    return TRUE;
+}
+
+/*
  * A source connecting again after a broken post-copy link: tell it which
  * pages are here, read its new stream's header, and ask again for the
  * pages vCPUs still wait for (their requests may have been lost).
@@ -447,6 +473,8 @@ static gboolean accept_again(MigDest *dst, Receiver *rx, int listen_fd, GError *
     g_mutex_lock(&dst->lock);
     dst->conn = fd;
     g_mutex_unlock(&dst->lock);
+    if (!start_tls(dst, &fd, error))
+        return FALSE;
     rx->fd = fd;
     msg[0] = MIG_RESUME_BITMAP;
     present_pages(dst, msg + 1);
@@ -465,6 +493,8 @@ static gboolean accept_again(MigDest *dst, Receiver *rx, int listen_fd, GError *
     }
     g_mutex_unlock(&dst->write_lock);
     dst->stream = mig_stream_new_reader(fd);
+    if (dst->link)
+        mig_stream_set_tls(dst->stream, dst->link);
     if (!mig_stream_read_header(dst->stream, &ram_size, error))
         return FALSE;
     if (ram_size != dst->ram.size) {
@@ -480,6 +510,7 @@ static gboolean pause_and_accept(MigDest *dst, Receiver *rx, GError **error)
 {
     for (;;) {
         g_autoptr(GError) err = NULL;
+        MigTlsLink *old_link;
         int old, listen_fd;
         gboolean ok;
 
@@ -489,9 +520,11 @@ static gboolean pause_and_accept(MigDest *dst, Receiver *rx, GError **error)
         g_mutex_lock(&dst->lock);
         old = dst->conn;
         dst->conn = -1;
+        old_link = g_steal_pointer(&dst->link);
         g_mutex_unlock(&dst->lock);
         if (old >= 0 && old != dst->fd)
             close(old);
+        mig_tls_link_free(old_link);
         mig_stream_free(dst->stream);
         dst->stream = NULL;
         set_status(dst, MIG_STATUS_POSTCOPY_PAUSED);
@@ -525,10 +558,15 @@ static gboolean receive(MigDest *dst, gboolean *was_running, GError **error)
     Receiver rx = { .dec = dec, .fd = dst->fd };
     uint64_t ram_size;
 
-    if (dst->needs_accept) {
-        rx.fd = mig_channel_accept(dst->fd, error);
-        if (rx.fd < 0)
+    if (dst->needs_accept || (dst->tls && is_socket(dst->fd))) {
+        /* A socket passed as fd:N is the link's once TLS runs on it: a copy, then. */
+        rx.fd = dst->needs_accept ? mig_channel_accept(dst->fd, error)
+                                  : fcntl(dst->fd, F_DUPFD_CLOEXEC, 3);
+        if (rx.fd < 0) {
+            if (!dst->needs_accept)
+                g_set_error(error, VIREO_ERROR, VIREO_ERROR_IO, "dup: %s", g_strerror(errno));
             return FALSE;
+        }
         g_mutex_lock(&dst->lock);
         if (dst->closing) {
             g_mutex_unlock(&dst->lock);
@@ -538,12 +576,16 @@ static gboolean receive(MigDest *dst, gboolean *was_running, GError **error)
         }
         dst->conn = rx.fd;
         g_mutex_unlock(&dst->lock);
+        if (!start_tls(dst, &rx.fd, error))
+            return FALSE;
     }
     g_mutex_lock(&dst->lock);
     dst->start_ns = now_ns();
     g_mutex_unlock(&dst->lock);
     set_status(dst, MIG_STATUS_ACTIVE);
     dst->stream = mig_stream_new_reader(rx.fd);
+    if (dst->link)
+        mig_stream_set_tls(dst->stream, dst->link);
     if (!mig_stream_read_header(dst->stream, &ram_size, error))
         return FALSE;
     if (ram_size != dst->ram.size) {
@@ -581,6 +623,9 @@ static gpointer dest_thread(gpointer opaque)
     gboolean ok = receive(dst, &was_running, &err);
 
     postcopy_stop(dst, ok);
+    /* This thread is the only one that sets the link. */
+    if (!ok && dst->link)
+        mig_tls_link_explain(dst->link, &err);
 
     g_mutex_lock(&dst->lock);
     dst->info.total_time = (now_ns() - dst->start_ns) / 1000000;
@@ -593,12 +638,13 @@ static gpointer dest_thread(gpointer opaque)
     return NULL;
 }
 
-MigDest *mig_dest_start(const MigRam *ram, int fd, gboolean needs_accept, const MigDestOps *ops,
-                        void *opaque)
+MigDest *mig_dest_start(const MigRam *ram, int fd, gboolean needs_accept, TlsCreds *tls,
+                        const MigDestOps *ops, void *opaque)
 {
     MigDest *dst = g_new0(MigDest, 1);
 
     dst->ram = *ram;
+    dst->tls = tls ? tls_creds_ref(tls) : NULL;
     dst->ops = ops;
     dst->opaque = opaque;
     dst->fd = fd;
@@ -678,6 +724,8 @@ void mig_dest_free(MigDest *dst)
     g_thread_join(dst->thread);
     if (dst->conn >= 0)
         close(dst->conn);
+    mig_tls_link_free(dst->link);
+    tls_creds_unref(dst->tls);
     close(dst->fd);
     mig_stream_free(dst->stream);
     mig_info_clear(&dst->info);

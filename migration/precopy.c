@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "vireo/migration-ram.h"
+#include "vireo/migration-tls.h"
 #include "vireo/migration.h"
 #include "vireo/util.h"
 
@@ -24,11 +25,14 @@ struct MigSource {
     MigParams params;
     MigRam ram;
     MigUri *uri;
+    TlsCreds *tls;              /* reference, or NULL: no TLS */
+    char *tls_hostname;         /* what the destination's certificate must name, or NULL */
     const MigSourceOps *ops;
     void *opaque;
     GThread *thread;
     gint cancel;                /* atomic */
     int fd;                     /* under lock: -1 until connected */
+    MigTlsLink *link;           /* TLS under fd, or NULL: set by the thread, under lock */
     unsigned long *dirty;       /* thread only */
     uint64_t nr_pages;
     MigStream *stream;          /* thread only */
@@ -423,11 +427,13 @@ static gboolean send_rest(MigSource *src, uint64_t left, GError **error)
 /* Drops the broken connection: the return path ends, the stream is forgotten. */
 static void drop_link(MigSource *src)
 {
+    MigTlsLink *link;
     int fd;
 
     g_mutex_lock(&src->lock);
     fd = src->fd;
     src->fd = -1;
+    link = g_steal_pointer(&src->link);
     g_mutex_unlock(&src->lock);
     if (fd >= 0)
         shutdown(fd, SHUT_RDWR);
@@ -437,11 +443,37 @@ static void drop_link(MigSource *src)
     }
     if (fd >= 0)
         close(fd);
+    mig_tls_link_free(link);
     if (src->stream) {
         src->bytes_base += mig_stream_get_bytes(src->stream);
         mig_stream_free(src->stream);
         src->stream = NULL;
     }
+}
+
+/*
+ * TLS on the connection just made to @uri (file: stays plain, as in
+ * QEMU): afterwards src->fd and *@fd are the socket the stream code uses.
+ */
+static gboolean start_tls(MigSource *src, const MigUri *uri, int *fd, GError **error)
+{
+    const char *hostname = src->tls_hostname;
+    MigTlsLink *link;
+    int inner;
+
+    if (!src->tls || !mig_uri_is_bidirectional(uri))
+        return TRUE;
+    if (!hostname && uri->kind == MIG_CHANNEL_TCP)
+        hostname = uri->host;
+    link = mig_tls_link_new(src->tls, *fd, hostname, &inner, error);
+    if (!link)
+        return FALSE;
+    g_mutex_lock(&src->lock);
+    src->fd = inner;
+    src->link = link;
+    g_mutex_unlock(&src->lock);
+    *fd = inner;
+    return TRUE;
 }
 
 /*
@@ -462,7 +494,7 @@ static gboolean reconnect(MigSource *src, const MigUri *uri, GError **error)
     g_mutex_lock(&src->lock);
     src->fd = fd;
     g_mutex_unlock(&src->lock);
-    if (cancelled(src, error))
+    if (cancelled(src, error) || !start_tls(src, uri, &fd, error))
         return FALSE;
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     if (!read_full(fd, &tag, 1) || tag != MIG_RESUME_BITMAP || !read_full(fd, present, words * 8)) {
@@ -476,6 +508,8 @@ static gboolean reconnect(MigSource *src, const MigUri *uri, GError **error)
     if (src->nr_pages % BITS_PER_LONG)
         src->dirty[words - 1] &= (1UL << (src->nr_pages % BITS_PER_LONG)) - 1;
     src->stream = mig_stream_new_writer(fd);
+    if (src->link)
+        mig_stream_set_tls(src->stream, src->link);
     src->rate_start = now_ns();
     src->rate_bytes = 0;
     start_return_path(src, fd);
@@ -670,9 +704,11 @@ static gboolean run(MigSource *src, GError **error)
     src->fd = fd;
     g_mutex_unlock(&src->lock);
     /* A cancel that came while connecting did not see the fd. */
-    if (cancelled(src, error))
+    if (cancelled(src, error) || !start_tls(src, src->uri, &fd, error))
         return FALSE;
     src->stream = mig_stream_new_writer(fd);
+    if (src->link)
+        mig_stream_set_tls(src->stream, src->link);
     src->rate_start = now_ns();
     if (!mig_stream_write_header(src->stream, src->ram.size, error) ||
         !src->ops->log_start(src->opaque, TRUE, error) ||
@@ -772,17 +808,21 @@ static gpointer source_thread(gpointer opaque)
     g_autoptr(GError) err = NULL;
     g_autoptr(GError) log_err = NULL;
     gboolean ok = run(src, &err);
+    MigTlsLink *link;
     MigStatus status;
     int fd;
 
     if (src->stream && !ok)
         update_progress(src, 0);
+    if (!ok && src->link)
+        mig_tls_link_explain(src->link, &err);
     /* Before finished(): a source that resumes must run at full speed. */
     set_cpu_throttle(src, 0);
     src->ops->log_start(src->opaque, FALSE, &log_err);
     g_mutex_lock(&src->lock);
     fd = src->fd;
     src->fd = -1;
+    link = g_steal_pointer(&src->link);
     g_mutex_unlock(&src->lock);
     if (src->rp_thread) {
         /* A blocked read() is not woken by close(). */
@@ -792,6 +832,7 @@ static gpointer source_thread(gpointer opaque)
     }
     if (fd >= 0)
         close(fd);
+    mig_tls_link_free(link);
     if (ok)
         status = MIG_STATUS_COMPLETED;
     else if (g_atomic_int_get(&src->cancel))
@@ -809,13 +850,16 @@ static gpointer source_thread(gpointer opaque)
 }
 
 MigSource *mig_source_start(const MigParams *params, const MigRam *ram, MigUri *uri,
-                            const MigSourceOps *ops, void *opaque)
+                            TlsCreds *tls, const char *tls_hostname, const MigSourceOps *ops,
+                            void *opaque)
 {
     MigSource *src = g_new0(MigSource, 1);
 
     src->params = *params;
     src->ram = *ram;
     src->uri = uri;
+    src->tls = tls ? tls_creds_ref(tls) : NULL;
+    src->tls_hostname = g_strdup(tls_hostname);
     src->ops = ops;
     src->opaque = opaque;
     src->fd = -1;
@@ -877,6 +921,8 @@ void mig_source_free(MigSource *src)
     mig_ram_encoder_free(src->enc);
     mig_uri_free(src->uri);
     mig_uri_free(src->resume_uri);
+    tls_creds_unref(src->tls);
+    g_free(src->tls_hostname);
     g_free(src->dirty);
     mig_info_clear(&src->info);
     g_mutex_clear(&src->lock);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "vireo/migration-stream.h"
+#include "vireo/migration-tls.h"
 #include "vireo/util.h"
 
 #define STREAM_BUF_SIZE (512 * 1024)
@@ -12,6 +13,7 @@
 
 struct MigStream {
     int fd;
+    MigTlsLink *tls;            /* or NULL; borrowed: the stream goes through it, not fd */
     gboolean writer;
     uint8_t *buf;
     size_t fill;                /* writer: bytes queued; reader: bytes buffered */
@@ -124,6 +126,11 @@ MigStream *mig_stream_new_reader(int fd)
     return stream_new(fd, FALSE);
 }
 
+void mig_stream_set_tls(MigStream *s, MigTlsLink *link)
+{
+    s->tls = link;
+}
+
 void mig_stream_free(MigStream *s)
 {
     if (!s)
@@ -142,6 +149,14 @@ static gboolean write_all(MigStream *s, const void *data, size_t len, GError **e
 {
     const uint8_t *p = data;
 
+    if (s->tls) {
+        if (!mig_tls_link_write(s->tls, data, len, error)) {
+            g_prefix_error(error, "cannot write the migration stream: ");
+            return FALSE;
+        }
+        __atomic_add_fetch(&s->bytes, len, __ATOMIC_RELAXED);
+        return TRUE;
+    }
     while (len) {
         ssize_t n = write(s->fd, p, len);
         if (n < 0 && errno == EINTR)
@@ -243,10 +258,17 @@ static gboolean read_exact(MigStream *s, void *data, size_t len, GError **error)
             continue;
         }
         /* Large reads go straight to their destination. */
-        ssize_t n = read(s->fd, len >= STREAM_BUF_SIZE ? p : s->buf,
-                         len >= STREAM_BUF_SIZE ? len : STREAM_BUF_SIZE);
-        if (n < 0 && errno == EINTR)
+        uint8_t *into = len >= STREAM_BUF_SIZE ? p : s->buf;
+        size_t want = len >= STREAM_BUF_SIZE ? len : STREAM_BUF_SIZE;
+        ssize_t n = s->tls ? mig_tls_link_read(s->tls, into, want, error)
+                           : read(s->fd, into, want);
+
+        if (n < 0 && !s->tls && errno == EINTR)
             continue;
+        if (n < 0 && s->tls) {
+            g_prefix_error(error, "cannot read the migration stream: ");
+            return FALSE;
+        }
         if (n < 0) {
             int saved = errno;
             g_set_error(error, VIREO_ERROR, VIREO_ERROR_IO,
@@ -279,8 +301,13 @@ gboolean mig_stream_read_header(MigStream *s, uint64_t *ram_size, GError **error
     if (!read_exact(s, h, sizeof(h), error))
         return FALSE;
     if (memcmp(h, MIG_STREAM_MAGIC, 8) != 0) {
+        /* A TLS record header: handshake (0x16), version 3.x. */
+        gboolean tls = h[0] == 0x16 && h[1] == 0x03;
+
         g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_STATE,
-                    "not a vireo migration stream (bad magic)");
+                    "not a vireo migration stream (bad magic)%s",
+                    tls ? ": the source speaks TLS, and this destination has no "
+                          "tls-creds" : "");
         return FALSE;
     }
     version = vireo_le_load(h + 8, 4);

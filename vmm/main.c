@@ -82,6 +82,17 @@ static int run(VmmOptions *opts)
         goto out;
     vmm.machine = machine;
     migrate = migrate_new(machine, loop);
+    /* TLS credentials are checked before anything runs: a bad file stops us here. */
+    for (guint i = 0; i < opts->tls_creds->len; i++) {
+        const VmmTlsCreds *c = g_ptr_array_index(opts->tls_creds, i);
+
+        if (!migrate_add_tls_creds(migrate, c->id, c->dir, c->server, c->verify_peer, &err)) {
+            g_prefix_error(&err, "--object: ");
+            goto out;
+        }
+    }
+    if (opts->migrate_tls_creds && !migrate_set_tls_creds(migrate, opts->migrate_tls_creds, &err))
+        goto out;
     /* Before the start, so clients can connect to a VM waiting in -S. */
     if (opts->qmp) {
         qmp = qmp_server_new(opts->qmp, loop, &err);

@@ -17,6 +17,7 @@
 #include "vireo/migrate.h"
 #include "vireo/migration-ram.h"
 #include "vireo/migration.h"
+#include "vireo/tls.h"
 #include "vireo/util.h"
 
 #define MAX_DOWNTIME_LIMIT_MS 2000000
@@ -29,6 +30,9 @@ struct Migrate {
     MigParams params;
     int zstd_level;             /* multifd-zstd-level, used when compression is zstd */
     gboolean compress;
+    GHashTable *tls_objects;    /* tls-creds-x509 objects: id -> TlsCreds */
+    char *tls_creds;            /* parameter tls-creds: an object id, or NULL */
+    char *tls_hostname;         /* parameter tls-hostname, or NULL */
 
     MigSource *src;             /* the last outgoing migration, kept for query-migrate */
     gboolean src_running;       /* its thread has not finished */
@@ -426,6 +430,8 @@ Migrate *migrate_new(Machine *m, Loop *loop)
     mig->params.throttle_increment = MIG_DEFAULT_THROTTLE_INCREMENT;
     mig->params.max_throttle = MIG_DEFAULT_MAX_THROTTLE;
     mig->params.throttle_trigger_threshold = MIG_DEFAULT_THROTTLE_TRIGGER;
+    mig->tls_objects = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                             (GDestroyNotify)tls_creds_unref);
     g_mutex_init(&mig->lock);
     g_cond_init(&mig->cond);
     return mig;
@@ -448,20 +454,56 @@ void migrate_free(Migrate *mig)
         g_bytes_unref(mig->req_state);
     g_clear_error(&mig->req_error);
     g_clear_error(&mig->final_error);
+    g_hash_table_unref(mig->tls_objects);
+    g_free(mig->tls_creds);
+    g_free(mig->tls_hostname);
     g_mutex_clear(&mig->lock);
     g_cond_clear(&mig->cond);
     g_free(mig);
+}
+
+/*
+ * The credentials tls-creds names for this end of a migration (the source
+ * is the client), or NULL without an error when TLS is off.
+ */
+static TlsCreds *tls_creds_for(Migrate *mig, TlsEndpoint endpoint, GError **error)
+{
+    TlsCreds *creds;
+
+    if (!mig->tls_creds)
+        return NULL;
+    creds = g_hash_table_lookup(mig->tls_objects, mig->tls_creds);
+    if (!creds) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT,
+                    "tls-creds '%s': no such tls-creds-x509 object", mig->tls_creds);
+        return NULL;
+    }
+    if (tls_creds_get_endpoint(creds) != endpoint) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT,
+                    "tls-creds '%s' has endpoint=%s; %s migration needs endpoint=%s",
+                    mig->tls_creds, endpoint == TLS_ENDPOINT_SERVER ? "client" : "server",
+                    endpoint == TLS_ENDPOINT_SERVER ? "an incoming" : "an outgoing",
+                    endpoint == TLS_ENDPOINT_SERVER ? "server" : "client");
+        return NULL;
+    }
+    return creds;
 }
 
 static gboolean start_incoming(Migrate *mig, const char *uri, GError **error)
 {
     g_autoptr(MigUri) u = mig_uri_parse(uri, error);
     MigRam ram = machine_ram(mig->m);
+    GError *err = NULL;
+    TlsCreds *tls = tls_creds_for(mig, TLS_ENDPOINT_SERVER, &err);
     gboolean needs_accept;
     int fd;
 
     if (!u)
         return FALSE;
+    if (err) {
+        g_propagate_error(error, err);
+        return FALSE;
+    }
     fd = mig_channel_listen(u, &needs_accept, error);
     if (fd < 0)
         return FALSE;
@@ -470,7 +512,7 @@ static gboolean start_incoming(Migrate *mig, const char *uri, GError **error)
      * as the source left it at its stop (-S destinations compare it).
      */
     machine_quiesce_devices(mig->m);
-    mig->dst = mig_dest_start(&ram, fd, needs_accept, &dest_ops, mig);
+    mig->dst = mig_dest_start(&ram, fd, needs_accept, tls, &dest_ops, mig);
     return TRUE;
 }
 
@@ -512,6 +554,8 @@ static JsonValue *cmd_migrate(const JsonValue *args, void *opaque, GError **erro
     gboolean flag = FALSE;
     RunState state = machine_run_state(mig->m);
     MigParams params = mig->params;
+    g_autoptr(GError) err = NULL;
+    TlsCreds *tls;
     MigUri *u;
     MigRam ram;
 
@@ -520,8 +564,6 @@ static JsonValue *cmd_migrate(const JsonValue *args, void *opaque, GError **erro
     if (!qmp_get_bool_arg(args, "resume", FALSE, &flag, error))
         return NULL;
     if (flag) {
-        g_autoptr(GError) err = NULL;
-
         /* Post-copy recovery: the same migration, on a new link. */
         if (!mig->src || !mig->src_running) {
             g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC, "Cannot resume if there is no "
@@ -565,9 +607,22 @@ static JsonValue *cmd_migrate(const JsonValue *args, void *opaque, GError **erro
                     run_state_name(state));
         return NULL;
     }
+    tls = tls_creds_for(mig, TLS_ENDPOINT_CLIENT, &err);
+    if (err) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC, "%s", err->message);
+        return NULL;
+    }
     u = mig_uri_parse(uri, error);
     if (!u)
         return NULL;
+    /* The destination's certificate is checked against a name: tcp: has one. */
+    if (tls && tls_creds_get_verify_peer(tls) && !mig->tls_hostname &&
+        u->kind != MIG_CHANNEL_TCP && mig_uri_is_bidirectional(u)) {
+        mig_uri_free(u);
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC, "TLS over %s needs tls-hostname, "
+                    "the name the destination's certificate carries", uri);
+        return NULL;
+    }
     /*
      * A device without save() blocks the migration: find out now, not after
      * the RAM was sent. Saving with the vCPUs running is not allowed, so
@@ -584,7 +639,7 @@ static JsonValue *cmd_migrate(const JsonValue *args, void *opaque, GError **erro
     mig_source_free(mig->src);
     ram = machine_ram(mig->m);
     mig->src_running = TRUE;
-    mig->src = mig_source_start(&params, &ram, u, &source_ops, mig);
+    mig->src = mig_source_start(&params, &ram, u, tls, mig->tls_hostname, &source_ops, mig);
     return json_new_object();
 }
 
@@ -771,6 +826,9 @@ static JsonValue *build_params(Migrate *mig)
     json_object_set_int(obj, "max-cpu-throttle", mig->params.max_throttle);
     json_object_set_int(obj, "throttle-trigger-threshold",
                         mig->params.throttle_trigger_threshold);
+    /* QEMU reports both as "" when unset. */
+    json_object_set_string(obj, "tls-creds", mig->tls_creds ? mig->tls_creds : "");
+    json_object_set_string(obj, "tls-hostname", mig->tls_hostname ? mig->tls_hostname : "");
     return obj;
 }
 
@@ -805,13 +863,14 @@ static JsonValue *cmd_migrate_set_parameters(const JsonValue *args, void *opaque
                                            "multifd-compression", "multifd-zstd-level",
                                            "cpu-throttle-initial", "cpu-throttle-increment",
                                            "max-cpu-throttle", "throttle-trigger-threshold",
-                                           NULL };
+                                           "tls-creds", "tls-hostname", NULL };
     Migrate *mig = opaque;
     MigParams p = mig->params;
     int64_t level = mig->zstd_level;
     int64_t initial = p.throttle_initial, increment = p.throttle_increment;
     int64_t max_throttle = p.max_throttle, trigger = p.throttle_trigger_threshold;
     const char *comp = NULL;
+    const char *tls_creds = NULL, *tls_hostname = NULL;
 
     /* All or nothing: check every value before changing any. */
     if (!qmp_check_args(args, allowed, error) ||
@@ -824,8 +883,16 @@ static JsonValue *cmd_migrate_set_parameters(const JsonValue *args, void *opaque
         !int_param(args, "cpu-throttle-increment", 1, 99, &increment, error) ||
         !int_param(args, "max-cpu-throttle", 1, 99, &max_throttle, error) ||
         !int_param(args, "throttle-trigger-threshold", 1, 100, &trigger, error) ||
-        !qmp_get_string_arg(args, "multifd-compression", FALSE, &comp, error))
+        !qmp_get_string_arg(args, "multifd-compression", FALSE, &comp, error) ||
+        !qmp_get_string_arg(args, "tls-creds", FALSE, &tls_creds, error) ||
+        !qmp_get_string_arg(args, "tls-hostname", FALSE, &tls_hostname, error))
         return NULL;
+    /* "" turns TLS off; an id must name credentials that exist (the endpoint is checked at use). */
+    if (tls_creds && *tls_creds && !g_hash_table_contains(mig->tls_objects, tls_creds)) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC,
+                    "Parameter 'tls-creds': no tls-creds-x509 object '%s'", tls_creds);
+        return NULL;
+    }
     p.throttle_initial = initial;
     p.throttle_increment = increment;
     p.max_throttle = max_throttle;
@@ -839,6 +906,14 @@ static JsonValue *cmd_migrate_set_parameters(const JsonValue *args, void *opaque
     mig->zstd_level = level;
     if (comp)
         mig->compress = strcmp(comp, "zstd") == 0;
+    if (tls_creds) {
+        g_free(mig->tls_creds);
+        mig->tls_creds = *tls_creds ? g_strdup(tls_creds) : NULL;
+    }
+    if (tls_hostname) {
+        g_free(mig->tls_hostname);
+        mig->tls_hostname = *tls_hostname ? g_strdup(tls_hostname) : NULL;
+    }
     return json_new_object();
 }
 
@@ -970,6 +1045,108 @@ static JsonValue *cmd_ram_checksum(const JsonValue *args, void *opaque, GError *
     return obj;
 }
 
+/* --- TLS credentials: QEMU's tls-creds-x509 objects --- */
+
+gboolean migrate_add_tls_creds(Migrate *mig, const char *id, const char *dir, gboolean server,
+                               gboolean verify_peer, GError **error)
+{
+    const char *who = server ? "server" : "client";
+    g_autofree char *cacert = g_build_filename(dir, "ca-cert.pem", NULL);
+    g_autofree char *cert = g_strdup_printf("%s/%s-cert.pem", dir, who);
+    g_autofree char *key = g_strdup_printf("%s/%s-key.pem", dir, who);
+    g_autoptr(GError) err = NULL;
+    TlsCreds *creds;
+
+    if (!*id) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT,
+                    "tls-creds-x509: the id is empty");
+        return FALSE;
+    }
+    if (g_hash_table_contains(mig->tls_objects, id)) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT,
+                    "an object with id '%s' exists already", id);
+        return FALSE;
+    }
+    /* As QEMU: a client may go without a certificate of its own (neither file there). */
+    if (!server && access(cert, F_OK) != 0 && access(key, F_OK) != 0) {
+        g_clear_pointer(&cert, g_free);
+        g_clear_pointer(&key, g_free);
+    }
+    creds = tls_creds_new(server ? TLS_ENDPOINT_SERVER : TLS_ENDPOINT_CLIENT, cacert, cert, key,
+                          verify_peer, &err);
+    if (!creds) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT, "tls-creds-x509 '%s': %s",
+                    id, err->message);
+        return FALSE;
+    }
+    g_hash_table_insert(mig->tls_objects, g_strdup(id), creds);
+    return TRUE;
+}
+
+gboolean migrate_set_tls_creds(Migrate *mig, const char *id, GError **error)
+{
+    if (!g_hash_table_contains(mig->tls_objects, id)) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT,
+                    "--migrate-tls-creds '%s': no --object tls-creds-x509 with that id", id);
+        return FALSE;
+    }
+    g_free(mig->tls_creds);
+    mig->tls_creds = g_strdup(id);
+    return TRUE;
+}
+
+/* QEMU's object-add, for tls-creds-x509 only (the one object type here). */
+static JsonValue *cmd_object_add(const JsonValue *args, void *opaque, GError **error)
+{
+    static const char *const allowed[] = { "qom-type", "id", "dir", "endpoint", "verify-peer",
+                                           NULL };
+    Migrate *mig = opaque;
+    const char *type = NULL, *id = NULL, *dir = NULL, *endpoint = "client";
+    gboolean verify_peer = TRUE;
+    g_autoptr(GError) err = NULL;
+
+    if (!qmp_check_args(args, allowed, error) ||
+        !qmp_get_string_arg(args, "qom-type", TRUE, &type, error) ||
+        !qmp_get_string_arg(args, "id", TRUE, &id, error))
+        return NULL;
+    if (strcmp(type, "tls-creds-x509") != 0) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC,
+                    "object type '%s' is not supported by vireo-vmm (tls-creds-x509)", type);
+        return NULL;
+    }
+    if (!qmp_get_string_arg(args, "dir", TRUE, &dir, error) ||
+        !qmp_get_string_arg(args, "endpoint", FALSE, &endpoint, error) ||
+        !qmp_get_bool_arg(args, "verify-peer", FALSE, &verify_peer, error))
+        return NULL;
+    if (strcmp(endpoint, "server") != 0 && strcmp(endpoint, "client") != 0) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC,
+                    "Parameter 'endpoint' expects server or client");
+        return NULL;
+    }
+    if (!migrate_add_tls_creds(mig, id, dir, strcmp(endpoint, "server") == 0, verify_peer,
+                               &err)) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC, "%s", err->message);
+        return NULL;
+    }
+    return json_new_object();
+}
+
+/* A migration under way keeps its own reference: it goes on. */
+static JsonValue *cmd_object_del(const JsonValue *args, void *opaque, GError **error)
+{
+    static const char *const allowed[] = { "id", NULL };
+    Migrate *mig = opaque;
+    const char *id = NULL;
+
+    if (!qmp_check_args(args, allowed, error) || !qmp_get_string_arg(args, "id", TRUE, &id, error))
+        return NULL;
+    if (!g_hash_table_remove(mig->tls_objects, id)) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC, "object '%s' not found", id);
+        return NULL;
+    }
+    return json_new_object();
+}
+
 static const struct {
     const char *name;
     QmpCommandFn fn;
@@ -986,6 +1163,8 @@ static const struct {
     { "migrate-set-capabilities", cmd_migrate_set_capabilities },
     { "query-migrate-capabilities", cmd_query_migrate_capabilities },
     { "x-vireo-ram-checksum", cmd_ram_checksum },
+    { "object-add", cmd_object_add },
+    { "object-del", cmd_object_del },
 };
 
 void migrate_qmp_register(Migrate *mig, QmpServer *server)

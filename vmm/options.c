@@ -35,6 +35,13 @@ const char vmm_usage[] =
     "  --incoming URI     wait for a migration stream instead of booting: unix:PATH,\n"
     "                     tcp:HOST:PORT, fd:N, file:PATH, or defer (QMP\n"
     "                     migrate-incoming gives the URI)\n"
+    "  --object tls-creds-x509,id=ID,dir=DIR[,endpoint=server|client][,verify-peer=on|off]\n"
+    "                     TLS credentials for migration, as QEMU's (DIR/ca-cert.pem,\n"
+    "                     server-cert.pem and server-key.pem or client-cert.pem and\n"
+    "                     client-key.pem); repeatable\n"
+    "  --migrate-tls-creds ID\n"
+    "                     migrate over TLS with the --object of that id from the start\n"
+    "                     (QMP migrate-set-parameters tls-creds), e.g. for --incoming\n"
     "  --device TYPE[,id=ID][,key=value...]\n"
     "                     add a device (repeatable; PCI devices take slots 1, 2, ...\n"
     "                     in the order given); --device help lists the types\n"
@@ -82,6 +89,8 @@ enum {
     OPT_VSOCK,
     OPT_NET,
     OPT_DISK,
+    OPT_OBJECT,
+    OPT_MIGRATE_TLS_CREDS,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -106,6 +115,8 @@ static const struct option long_options[] = {
     { "vsock", required_argument, NULL, OPT_VSOCK },
     { "net", required_argument, NULL, OPT_NET },
     { "disk", required_argument, NULL, OPT_DISK },
+    { "object", required_argument, NULL, OPT_OBJECT },
+    { "migrate-tls-creds", required_argument, NULL, OPT_MIGRATE_TLS_CREDS },
     { "help", no_argument, NULL, OPT_HELP },
     { "version", no_argument, NULL, OPT_VERSION },
     { NULL, 0, NULL, 0 },
@@ -118,6 +129,8 @@ void vmm_options_free(VmmOptions *opts)
     machine_config_free(opts->machine);
     g_free(opts->qmp);
     g_free(opts->incoming);
+    g_ptr_array_unref(opts->tls_creds);
+    g_free(opts->migrate_tls_creds);
     g_free(opts);
 }
 
@@ -281,6 +294,74 @@ static void use_virtio_console(MachineConfig *cfg)
     cfg->serial = g_strdup("none");
 }
 
+static void tls_creds_free(gpointer p)
+{
+    VmmTlsCreds *c = p;
+
+    g_free(c->id);
+    g_free(c->dir);
+    g_free(c);
+}
+
+static gboolean parse_on_off(const char *value, gboolean *out)
+{
+    if (!strcmp(value, "on") || !strcmp(value, "yes") || !strcmp(value, "true"))
+        *out = TRUE;
+    else if (!strcmp(value, "off") || !strcmp(value, "no") || !strcmp(value, "false"))
+        *out = FALSE;
+    else
+        return FALSE;
+    return TRUE;
+}
+
+/* "tls-creds-x509,id=ID,dir=DIR[,endpoint=server|client][,verify-peer=on|off]", QEMU's spelling. */
+static gboolean parse_object(VmmOptions *opts, const char *arg, GError **error)
+{
+    static const char *const known[] = { "id", "dir", "endpoint", "verify-peer", NULL };
+    g_auto(GStrv) parts = g_strsplit(arg, ",", 2);
+    g_autoptr(GHashTable) kv = NULL;
+    const char *id, *dir, *endpoint, *verify;
+    VmmTlsCreds *c;
+
+    if (!parts[0] || strcmp(parts[0], "tls-creds-x509") != 0) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT,
+                    "--object '%s': the only type is tls-creds-x509", arg);
+        return FALSE;
+    }
+    kv = device_options_parse(parts[1], error);
+    if (!kv || !device_options_check_known(kv, known, "tls-creds-x509", error)) {
+        g_prefix_error(error, "--object '%s': ", arg);
+        return FALSE;
+    }
+    id = g_hash_table_lookup(kv, "id");
+    dir = g_hash_table_lookup(kv, "dir");
+    endpoint = g_hash_table_lookup(kv, "endpoint");
+    verify = g_hash_table_lookup(kv, "verify-peer");
+    if (!id || !*id || !dir || !*dir) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT,
+                    "--object '%s': id= and dir= are required", arg);
+        return FALSE;
+    }
+    if (endpoint && strcmp(endpoint, "server") != 0 && strcmp(endpoint, "client") != 0) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT,
+                    "--object '%s': endpoint must be server or client", arg);
+        return FALSE;
+    }
+    c = g_new0(VmmTlsCreds, 1);
+    c->verify_peer = TRUE;
+    if (verify && !parse_on_off(verify, &c->verify_peer)) {
+        g_free(c);
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT,
+                    "--object '%s': verify-peer must be on or off", arg);
+        return FALSE;
+    }
+    c->id = g_strdup(id);
+    c->dir = g_strdup(dir);
+    c->server = endpoint && strcmp(endpoint, "server") == 0;
+    g_ptr_array_add(opts->tls_creds, c);
+    return TRUE;
+}
+
 static void set_string(char **dst, const char *value)
 {
     g_free(*dst);
@@ -295,6 +376,7 @@ VmmOptions *vmm_options_parse(int argc, char **argv, GError **error)
     int c;
 
     opts->machine = machine_config_new();
+    opts->tls_creds = g_ptr_array_new_with_free_func(tls_creds_free);
     /* getopt permutes argv; work on a copy so the caller's stays intact. */
     for (int i = 0; i < argc; i++)
         args[i] = g_strdup(argv[i]);
@@ -371,6 +453,13 @@ VmmOptions *vmm_options_parse(int argc, char **argv, GError **error)
         case OPT_DISK:
             machine_config_add_device(opts->machine, "virtio-blk", NULL, optarg);
             break;
+        case OPT_OBJECT:
+            if (!parse_object(opts, optarg, error))
+                return NULL;
+            break;
+        case OPT_MIGRATE_TLS_CREDS:
+            set_string(&opts->migrate_tls_creds, optarg);
+            break;
         case 'S':
             opts->machine->start_paused = TRUE;
             break;
@@ -404,6 +493,20 @@ VmmOptions *vmm_options_parse(int argc, char **argv, GError **error)
         g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT,
                     "--qmp '%s': expected unix:PATH", opts->qmp);
         return NULL;
+    }
+    if (opts->migrate_tls_creds) {
+        gboolean found = FALSE;
+
+        for (guint i = 0; i < opts->tls_creds->len; i++) {
+            const VmmTlsCreds *spec = g_ptr_array_index(opts->tls_creds, i);
+            found = found || strcmp(spec->id, opts->migrate_tls_creds) == 0;
+        }
+        if (!found) {
+            g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT,
+                        "--migrate-tls-creds '%s': no --object tls-creds-x509 with that id",
+                        opts->migrate_tls_creds);
+            return NULL;
+        }
     }
     if (console_virtio)
         use_virtio_console(opts->machine);

@@ -74,6 +74,13 @@ typedef struct MigRecord {
 /* @fd is not owned; it may be a socket, a pipe or a file. */
 MigStream *mig_stream_new_writer(int fd);
 MigStream *mig_stream_new_reader(int fd);
+/*
+ * The stream goes through TLS (migration-tls.h: a source's writer, a
+ * destination's reader) instead of the fd; @link is borrowed and must
+ * outlive the stream's I/O.
+ */
+typedef struct MigTlsLink MigTlsLink;
+void mig_stream_set_tls(MigStream *s, MigTlsLink *link);
 void mig_stream_free(MigStream *s);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MigStream, mig_stream_free)
 

@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include "vireo/migration-channel.h"
+#include "vireo/tls.h"
 
 /* QEMU's MigrationStatus names, as query-migrate and MIGRATION report them. */
 typedef enum {
@@ -136,9 +137,16 @@ typedef struct MigSourceOps {
 
 typedef struct MigSource MigSource;
 
-/* Starts the migration thread: connects to @uri (owned afterwards) and sends. */
+/*
+ * Starts the migration thread: connects to @uri (owned afterwards) and
+ * sends. With @tls (client credentials; a reference is taken) a socket
+ * carries TLS (migration-tls.h), also the new connections of post-copy
+ * recovery; the destination's certificate must name @tls_hostname, or
+ * for tcp: without it the URI's host. Files stay plain, as in QEMU.
+ */
 MigSource *mig_source_start(const MigParams *params, const MigRam *ram, MigUri *uri,
-                            const MigSourceOps *ops, void *opaque);
+                            TlsCreds *tls, const char *tls_hostname, const MigSourceOps *ops,
+                            void *opaque);
 /* Asks the thread to stop; returns at once (status CANCELLING, then CANCELLED). */
 void mig_source_cancel(MigSource *src);
 /*
@@ -189,10 +197,12 @@ typedef struct MigDest MigDest;
 
 /*
  * Starts the receiving thread on @fd (owned): a listening socket when
- * @needs_accept, else the stream itself. @ram starts all zero.
+ * @needs_accept, else the stream itself. @ram starts all zero. With @tls
+ * (server credentials; a reference is taken) the source must speak TLS on
+ * a socket, also when it connects again for post-copy recovery.
  */
-MigDest *mig_dest_start(const MigRam *ram, int fd, gboolean needs_accept, const MigDestOps *ops,
-                        void *opaque);
+MigDest *mig_dest_start(const MigRam *ram, int fd, gboolean needs_accept, TlsCreds *tls,
+                        const MigDestOps *ops, void *opaque);
 void mig_dest_get_info(MigDest *dst, MigInfo *info);
 /* Post-copy recovery (see mig_source_pause): @listen_fd is owned afterwards. */
 gboolean mig_dest_pause(MigDest *dst, GError **error);

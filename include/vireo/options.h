@@ -7,10 +7,20 @@
 
 #include "vireo/machine.h"
 
+/* --object tls-creds-x509,id=ID,dir=DIR[,endpoint=server|client][,verify-peer=on|off] */
+typedef struct VmmTlsCreds {
+    char *id;
+    char *dir;
+    gboolean server;            /* endpoint=server; QEMU's default is client */
+    gboolean verify_peer;       /* default on */
+} VmmTlsCreds;
+
 typedef struct VmmOptions {
     MachineConfig *machine;
     char *qmp;                  /* "unix:PATH" or NULL */
     char *incoming;             /* --incoming URI ("defer" included) or NULL */
+    GPtrArray *tls_creds;       /* VmmTlsCreds, in command-line order */
+    char *migrate_tls_creds;    /* --migrate-tls-creds ID or NULL */
     gboolean help;
     gboolean list_devices;      /* --device help */
     gboolean version;

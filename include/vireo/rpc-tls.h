@@ -9,7 +9,9 @@
  * connection closed instead.
  *
  * A session belongs to one thread at a time; credentials are immutable
- * once created and may be shared by the sessions of every thread.
+ * once created and may be shared by the sessions of every thread. The
+ * gnutls plumbing (loaded on first use) is include/vireo/tls.h's; this
+ * adds libvirt's file layout and the confirmation byte.
  */
 #ifndef VIREO_RPC_TLS_H
 #define VIREO_RPC_TLS_H

@@ -22,6 +22,11 @@ a file (RAM never written is skipped, so these figures are small).
 
 Prints figures, ratios and whether the targets are met (total time <= 0.5x
 QEMU's; downtime <= 50 ms on the idle 1 GiB case); nothing fails on them.
+
+With --tls, vireo-vmm only: the idle 1 GiB case migrated plain and over TLS
+(tls-creds-x509, certificates made with certtool), same unix sockets, one
+hop per filled VM, plain and TLS in turn; throughput = ram.transferred /
+total time.
 """
 import argparse
 import os
@@ -33,8 +38,9 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "integration"))
+TESTS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(TESTS_DIR, "integration"))
+sys.path.insert(0, os.path.join(TESTS_DIR, "daemon"))
 from qmp_test import QmpClient, TestFailure  # noqa: E402
 
 PAGE = 4096
@@ -66,7 +72,7 @@ def connect_qmp(path, tag, proc, strict, timeout=30):
 class Guest:
     """One migrate-dirty VM under vireo-vmm or QEMU, serial to a file, QMP on a socket."""
 
-    def __init__(self, args, kind, tmp, tag, ram, cmdline, incoming=None):
+    def __init__(self, args, kind, tmp, tag, ram, cmdline, incoming=None, tls=None):
         self.tag = tag
         self.kind = kind
         self.serial_path = os.path.join(tmp, tag + ".serial")
@@ -75,6 +81,12 @@ class Guest:
             cmd = [args.vmm, "--kernel", args.guest, "--memory", ram, "--debug-exit",
                    "--cmdline", cmdline, "--serial", "file:" + self.serial_path,
                    "--qmp", "unix:" + qmp]
+            if tls:
+                # Both ends get both: every VM of a chain is a destination, then a source.
+                for endpoint in ("client", "server"):
+                    cmd += ["--object", "tls-creds-x509,id=tls-%s,dir=%s,endpoint=%s" %
+                            (endpoint, tls, endpoint)]
+                cmd += ["--migrate-tls-creds", "tls-server"]
             if incoming:
                 cmd += ["--incoming", incoming]
         else:
@@ -150,7 +162,7 @@ def wait_running(guest, timeout=30):
         time.sleep(0.01)
 
 
-def set_params(guest):
+def set_params(guest, tls=None):
     c = guest.qmp
     # The transfer alone: no vCPU throttling on either (vireo-vmm's auto-converge is on
     # by default, QEMU's off), no compression (zstd is a vireo-vmm parameter, off by default).
@@ -161,6 +173,8 @@ def set_params(guest):
         {"capability": cap, "state": False} for cap in caps]})
     c.ok("migrate-set-parameters", {"downtime-limit": DOWNTIME_LIMIT_MS,
                                     "max-bandwidth": MAX_BANDWIDTH})
+    if tls:
+        c.ok("migrate-set-parameters", {"tls-creds": "tls-client", "tls-hostname": "localhost"})
 
 
 def guest_cmdline(args, pattern_mib, idle):
@@ -171,13 +185,14 @@ def guest_cmdline(args, pattern_mib, idle):
     return "mem=%d rate=%d seconds=100000" % (pattern_mib, kib)
 
 
-def run_case(args, tmp, kind, case):
+def run_case(args, tmp, kind, case, tls=None, rep=0):
     """Fills one VM, migrates it args.runs times; returns (hops, MB/s dirtied, error)."""
     name, ram, pattern_mib, idle = case
-    # Unique per case: vireo-vmm appends to an existing --serial file.
-    tag = "%s-%s-%s" % (kind, ram, "idle" if idle else "dirty")
+    # Unique per case (and repetition): vireo-vmm appends to an existing --serial file.
+    tag = "%s-%s-%s%s%s" % (kind, ram, "idle" if idle else "dirty", "-tls" if tls else "",
+                            "-%d" % rep if rep else "")
     cmdline = guest_cmdline(args, pattern_mib, idle)
-    cur = Guest(args, kind, tmp, tag + "-0", ram, cmdline)
+    cur = Guest(args, kind, tmp, tag + "-0", ram, cmdline, tls=tls)
     hops, rate, error = [], None, None
     try:
         cur.wait_serial("VIREO-GUEST: filled", 600)
@@ -188,9 +203,10 @@ def run_case(args, tmp, kind, case):
             rate = dirty_rate(cur, 4)
         for i in range(1, args.runs + 1):
             sock = os.path.join(tmp, "%s-%d.sock" % (tag, i))
-            dst = Guest(args, kind, tmp, "%s-%d" % (tag, i), ram, cmdline, "unix:" + sock)
+            dst = Guest(args, kind, tmp, "%s-%d" % (tag, i), ram, cmdline, "unix:" + sock,
+                        tls=tls)
             try:
-                set_params(cur)
+                set_params(cur, tls)
                 cur.qmp.ok("migrate", {"uri": "unix:" + sock})
                 info = wait_migration(cur.qmp, args.timeout)
                 if info["status"] != "completed":
@@ -275,6 +291,56 @@ def bench_live(args, tmp):
               "; ".join(rates))
 
 
+def make_pki(tmp):
+    """A CA, a server and a client certificate in QEMU's file names (tests/daemon/test_tls.py)."""
+    from test_tls import CERTTOOL, Pki
+    if not CERTTOOL:
+        return None
+    pki = Pki(os.path.join(tmp, "pki"))
+    ca = pki.ca("ca")
+    pki.issue("server", ca, True, dns=["localhost"])
+    pki.issue("client", ca, False)
+    return pki.d
+
+
+def bench_tls(args, tmp):
+    case = next(c for c in CASES if c[0] == "1 GiB idle")
+    pki = make_pki(tmp)
+    if not pki:
+        print("TLS benchmark skipped: no certtool (gnutls-bin)")
+        return
+    print("== vireo-vmm: %s over unix sockets, plain and TLS alternating, median of %d ==" %
+          (case[0], args.runs), flush=True)
+    # One hop per fill, plain and TLS in turn: a host whose load changes affects both alike.
+    one = argparse.Namespace(**vars(args))
+    one.runs = 1
+    hops = {"plain": [], "TLS": []}
+    errors = []
+    for i in range(args.runs):
+        for name, tls in (("plain", None), ("TLS", pki)):
+            h, _, error = run_case(one, tmp, "vireo", case, tls, rep=i)
+            hops[name] += h
+            if error:
+                errors.append("%s: %s" % (name, error))
+    for name, h in hops.items():
+        print("  %-6s hops (total ms, downtime ms, bytes): %s" % (name, h), flush=True)
+    for e in errors:
+        print("  FAILED: " + e)
+    print()
+    print("%-8s %10s %10s %10s %10s" % ("", "total ms", "down ms", "MiB", "MB/s"))
+    med = {}
+    for name, h in hops.items():
+        if not h:
+            print("%-8s %10s" % (name, "n/a"))
+            continue
+        m = med[name] = [statistics.median(col) for col in zip(*h)]
+        print("%-8s %10.0f %10.0f %10.1f %10.0f" % (name, m[0], m[1], m[2] / 2**20,
+                                                  m[2] / 1e6 / (m[0] / 1e3)))
+    if len(med) == 2:
+        print("TLS / plain throughput: %.2f" % ((med["TLS"][2] / med["TLS"][0]) /
+                                                (med["plain"][2] / med["plain"][0])))
+
+
 def start_untouched(vmm, guest, tmp, tag, extra=()):
     qmp = os.path.join(tmp, tag + ".qmp")
     proc = subprocess.Popen([vmm, "--kernel", guest, "--memory", "1G", "--serial", "none",
@@ -322,12 +388,21 @@ def main():
     p.add_argument("--timeout", type=int, default=120, help="seconds per migration")
     p.add_argument("--cases", default=",".join(c[0] for c in CASES),
                    help="comma-separated subset of: " + ", ".join(c[0] for c in CASES))
+    p.add_argument("--tls", action="store_true",
+                   help="only vireo-vmm's idle 1 GiB case, plain beside TLS")
     args = p.parse_args()
     args.cases = args.cases.split(",")
     args.vmm = os.path.join(args.build, "vmm", "vireo-vmm")
     args.guest = os.path.join(args.build, "tests", "guest", "migrate-dirty.elf")
     args.idle_guest = os.path.join(args.build, "tests", "guest", "powerbutton.elf")
     args.host_tsc_khz = host_tsc_khz()
+    if args.tls:
+        tmp = tempfile.mkdtemp(prefix="vireo-bench-migrate-")
+        try:
+            bench_tls(args, tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return 0
     if shutil.which("qemu-system-x86_64") is None:
         print("migration benchmark skipped: no qemu-system-x86_64")
         return 0

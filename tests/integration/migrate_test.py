@@ -40,6 +40,17 @@ MODE:
             holds the image; a save to a file lets the image go and cont
             takes it back; after a live migration the destination runs on
             it and the source can no longer resume; qemu-img check is clean
+  tls       certificates made with certtool (skipped without it): bad
+            credentials refused with the file named; a plain destination
+            for a TLS source and a TLS destination for a plain source, a
+            client certificate of another CA, a wrong host name: each fails
+            cleanly, the destination exits non-zero, the source runs on;
+            then through a TCP relay that records the bytes, a plain hop
+            (the guest's RAM pattern is in the capture) and a TLS hop (it is
+            not) to a -S destination whose RAM checksum equals the source's,
+            and the guest finishes there
+  tls-postcopy  postcopy-recover over TLS: post-copy with its return path,
+            the cut link, and both recoveries on new TLS connections
 
 The guest (tests/guest/migrate-dirty.c) verifies its whole RAM pattern
 every pass at CPL3 and prints "VIREO-GUEST: error: ..." on any mismatch.
@@ -51,6 +62,7 @@ import array
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -431,15 +443,17 @@ def postcopy_hop(args, tmp, vms, tag, extra):
 
 
 class Relay:
-    """A TCP forwarder the test can cut, as a broken network would."""
+    """A TCP forwarder the test can cut, as a broken network would; with
+    record, it keeps what the source sends (self.captured)."""
 
-    def __init__(self, target_port):
+    def __init__(self, target_port, record=False):
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(1)
         self.port = self.listener.getsockname()[1]
         self.target_port = target_port
         self.socks = []
+        self.captured = [] if record else None
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -449,16 +463,18 @@ class Relay:
         except OSError:
             return
         self.socks = [a, b]
-        for x, y in ((a, b), (b, a)):
-            threading.Thread(target=self._pump, args=(x, y), daemon=True).start()
+        for x, y, rec in ((a, b, self.captured), (b, a, None)):
+            threading.Thread(target=self._pump, args=(x, y, rec), daemon=True).start()
 
     @staticmethod
-    def _pump(x, y):
+    def _pump(x, y, rec):
         try:
             while True:
                 data = x.recv(1 << 16)
                 if not data:
                     break
+                if rec is not None:
+                    rec.append(data)
                 y.sendall(data)
         except OSError:
             pass
@@ -498,14 +514,19 @@ def recover(src, dst, tmp, name):
         time.sleep(0.02)
 
 
-def test_postcopy_recover(args, tmp, vms):
-    src = Vm(args, tmp, "rec-src", cmdline="seconds=14 dirty=256")
+def test_postcopy_recover(args, tmp, vms, tls=None):
+    src = Vm(args, tmp, "rec-src", tls_object(tls, "client") if tls else [],
+             cmdline="seconds=14 dirty=256")
     vms.append(src)
     port = free_port()
-    dst = Vm(args, tmp, "rec-dst", ["--incoming", "tcp:127.0.0.1:%d" % port])
+    dst = Vm(args, tmp, "rec-dst", (tls_incoming(tls) if tls else []) +
+             ["--incoming", "tcp:127.0.0.1:%d" % port])
     vms.append(dst)
     c = src.connect()
     d = dst.connect()
+    if tls:
+        # Recovery goes over unix: sockets, which carry no host name.
+        c.ok("migrate-set-parameters", {"tls-creds": "tls0", "tls-hostname": "localhost"})
     src.wait_serial(FILLED)
     err = d.error("migrate-recover", {"uri": "unix:" + os.path.join(tmp, "early.sock")})
     check("paused" in err["desc"], "migrate-recover before a pause: %r" % err)
@@ -646,6 +667,200 @@ def test_autoconverge(args, tmp, vms):
     dst.expect_pass()
 
 
+def make_pki(tmp):
+    """QEMU's file names: DIR/ca-cert.pem, server-*.pem, client-*.pem. Returns
+    (dir, foreign): foreign holds a client certificate of another CA (and
+    trusts both CAs, so that it loads and trusts the destination)."""
+    # certtool in a directory, as the daemon's TLS test makes its certificates.
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                    "daemon"))
+    from test_tls import Pki
+    good = Pki(os.path.join(tmp, "pki"))
+    ca = good.ca("ca")
+    good.issue("server", ca, True, dns=["localhost"], ips=["127.0.0.1"])
+    good.issue("client", ca, False)
+    other = Pki(os.path.join(tmp, "other"))
+    ca2 = other.ca("ca")
+    other.issue("client", ca2, False)
+    with open(os.path.join(other.d, "ca-cert.pem"), "ab") as f, open(ca[0], "rb") as g:
+        f.write(g.read())
+    return good.d, other.d
+
+
+def tls_object(d, endpoint, oid="tls0"):
+    return ["--object", "tls-creds-x509,id=%s,dir=%s,endpoint=%s" % (oid, d, endpoint)]
+
+
+def tls_incoming(d):
+    return tls_object(d, "server") + ["--migrate-tls-creds", "tls0"]
+
+
+REGION_START = 0x600000
+M64 = (1 << 64) - 1
+
+
+def ram_pattern(page, gen=1, words=4):
+    """Bytes of tests/guest/migrate-dirty.c's pattern in RAM: page @page, words 8.."""
+    out = b""
+    for w in range(8, 8 + words):
+        addr = REGION_START + page * 4096 + 8 * w
+        x = ((addr * 0x9e3779b97f4a7c15) & M64) ^ ((gen * 0xc2b2ae3d27d4eb4f) & M64)
+        x ^= x >> 29
+        out += struct.pack("<Q", (x * 0xbf58476d1ce4e5b9) & M64)
+    return out
+
+
+def patterns_seen(captured):
+    data = b"".join(captured)
+    pages = (0, 1000, 4000, 8000)
+    return len(data), sum(ram_pattern(p) in data for p in pages), len(pages)
+
+
+def refused(src, dst, uri, want_src, want_dst):
+    """A migration that must fail: the source runs on, the destination exits non-zero."""
+    c = src.qmp
+    c.ok("migrate", {"uri": uri})
+    info = wait_migration(c, timeout=40)
+    check(info["status"] == "failed", "%s -> %s: %r" % (src.tag, dst.tag, info))
+    check(want_src in info.get("error-desc", ""),
+          "%s: error-desc %r lacks %r" % (src.tag, info.get("error-desc"), want_src))
+    wait_dest_status(src, "running")
+    status = dst.wait_exit()
+    check(status != 0, "%s exited with 0" % dst.tag)
+    err = dst.stderr_text()
+    check("incoming migration failed" in err and want_dst in err,
+          "%s: stderr %r lacks %r" % (dst.tag, err, want_dst))
+    log("refused: source: %s | destination: %s" %
+        (info["error-desc"], err.strip().splitlines()[-1]))
+    c.events.clear()
+
+
+def test_tls(args, tmp, vms):
+    pki, foreign = make_pki(tmp)
+    empty = os.path.join(tmp, "empty")
+    os.makedirs(empty)
+    # Bad credentials stop vireo-vmm at once, naming the file.
+    bad = Vm(args, tmp, "badcreds", tls_object(empty, "server"))
+    vms.append(bad)
+    check(bad.wait_exit() == 1 and "ca-cert.pem" in bad.stderr_text(),
+          "--object with no files: %r" % bad.stderr_text())
+    log("bad --object: %s" % bad.stderr_text().strip())
+
+    # Idle after the fill: the pattern stays generation 1, which the test can compute.
+    src = Vm(args, tmp, "src", cmdline="seconds=10 dirty=0")
+    vms.append(src)
+    c = src.connect()
+    err = c.error("object-add", {"qom-type": "tls-creds-x509", "id": "bad", "dir": empty,
+                                 "endpoint": "client"})
+    check("ca-cert.pem" in err["desc"] and "missing" in err["desc"], "object-add: %r" % err)
+    err = c.error("migrate-set-parameters", {"tls-creds": "nosuch"})
+    check("nosuch" in err["desc"], "tls-creds naming nothing: %r" % err)
+    c.ok("object-add", {"qom-type": "tls-creds-x509", "id": "tls0", "dir": pki,
+                        "endpoint": "client"})
+    c.ok("object-add", {"qom-type": "tls-creds-x509", "id": "foreign", "dir": foreign,
+                        "endpoint": "client"})
+    c.ok("object-add", {"qom-type": "tls-creds-x509", "id": "srv", "dir": pki,
+                        "endpoint": "server"})
+    c.ok("migrate-set-parameters", {"tls-creds": "tls0", "max-bandwidth": 0})
+    params = c.ok("query-migrate-parameters")
+    check(params["tls-creds"] == "tls0" and params["tls-hostname"] == "",
+          "query-migrate-parameters: %r" % params)
+    err = c.error("migrate", {"uri": "unix:" + os.path.join(tmp, "x.sock")})
+    check("tls-hostname" in err["desc"], "TLS over unix: without tls-hostname: %r" % err)
+    c.ok("migrate-set-parameters", {"tls-creds": "srv"})
+    err = c.error("migrate", {"uri": "tcp:127.0.0.1:1"})
+    check("endpoint=client" in err["desc"], "server credentials on the source: %r" % err)
+    src.wait_serial("migrate-dirty: idle")
+
+    def dest(tag, tls=True, extra=()):
+        port = free_port()
+        vm = Vm(args, tmp, tag, (tls_incoming(pki) if tls else []) + list(extra) +
+                ["--incoming", "tcp:127.0.0.1:%d" % port])
+        vms.append(vm)
+        vm.connect()
+        return vm, port
+
+    # A destination without TLS: it sees a ClientHello where its stream should start.
+    c.ok("migrate-set-parameters", {"tls-creds": "tls0"})
+    dst, port = dest("plain-dst", tls=False)
+    refused(src, dst, "tcp:127.0.0.1:%d" % port, "TLS", "the source speaks TLS")
+    # A TLS destination, a plain source.
+    c.ok("migrate-set-parameters", {"tls-creds": ""})
+    dst, port = dest("tls-dst")
+    refused(src, dst, "tcp:127.0.0.1:%d" % port, "", "does not speak TLS")
+    # A client certificate of another CA.
+    c.ok("migrate-set-parameters", {"tls-creds": "foreign"})
+    dst, port = dest("foreign-dst")
+    refused(src, dst, "tcp:127.0.0.1:%d" % port, "TLS", "not issued by our CA")
+    # The destination's certificate names another host.
+    c.ok("migrate-set-parameters", {"tls-creds": "tls0", "tls-hostname": "elsewhere.example"})
+    dst, port = dest("host-dst")
+    refused(src, dst, "tcp:127.0.0.1:%d" % port, "host name", "TLS")
+    c.ok("migrate-set-parameters", {"tls-hostname": ""})
+    # A destination that never answers the handshake: migrate_cancel ends the wait.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)
+    c.ok("migrate", {"uri": "tcp:127.0.0.1:%d" % silent.getsockname()[1]})
+    time.sleep(0.3)
+    c.ok("migrate_cancel")
+    info = wait_migration(c, timeout=5)
+    check(info["status"] == "cancelled", "cancel during the TLS handshake: %r" % info)
+    wait_dest_status(src, "running")
+    silent.close()
+    log("cancelled during the TLS handshake")
+    # Cancelled in the middle of the stream (8 MiB/s): the source runs on.
+    dst, port = dest("cancel-dst")
+    c.ok("migrate-set-parameters", {"max-bandwidth": 8 << 20})
+    c.ok("migrate", {"uri": "tcp:127.0.0.1:%d" % port})
+    wait_migration(c, ("active",))
+    time.sleep(0.5)
+    c.ok("migrate_cancel")
+    info = wait_migration(c, timeout=5)
+    check(info["status"] == "cancelled", "cancel of a TLS migration: %r" % info)
+    wait_dest_status(src, "running")
+    check(dst.wait_exit() != 0, "destination exited with 0 after a cancel")
+    c.ok("migrate-set-parameters", {"max-bandwidth": 0})
+    log("cancelled in the middle of a TLS stream: %s" % dst.stderr_text().strip())
+
+    # Plain, through a relay that records: the RAM pattern is there to read.
+    mid, port = dest("mid", tls=False, extra=tls_object(pki, "client"))
+    m = mid.qmp
+    relay = Relay(port, record=True)
+    c.ok("migrate-set-parameters", {"tls-creds": ""})
+    migrate(src, mid, "tcp:127.0.0.1:%d" % relay.port)
+    size, seen, total = patterns_seen(relay.captured)
+    check(seen == total, "plain stream: %d of %d RAM patterns in %d bytes" % (seen, total, size))
+    log("plain stream: %d of %d RAM patterns found in %d bytes" % (seen, total, size))
+    wait_dest_status(mid, "running")
+    src.quit()
+
+    # TLS through the same kind of relay: nothing of RAM shows. No tls-hostname: the
+    # certificate must name the tcp: host, 127.0.0.1.
+    dst, port = dest("dst", extra=["-S"])
+    d = dst.qmp
+    relay = Relay(port, record=True)
+    m.ok("migrate-set-parameters", {"tls-creds": "tls0", "max-bandwidth": 0})
+    migrate(mid, dst, "tcp:127.0.0.1:%d" % relay.port)
+    size, seen, total = patterns_seen(relay.captured)
+    check(seen == 0 and size > 8 << 20,
+          "TLS stream: %d of %d RAM patterns in %d bytes" % (seen, total, size))
+    log("TLS stream: no RAM pattern in %d bytes" % size)
+    wait_dest_status(dst, "paused")
+    a = m.ok("x-vireo-ram-checksum")
+    b = d.ok("x-vireo-ram-checksum")
+    check(a == b, "RAM differs: source %r, destination %r" % (a, b))
+    log("RAM checksum %s over %d pages matches" % (a["checksum"], a["pages"]))
+    mid.quit()
+    d.ok("cont")
+    dst.expect_pass()
+
+
+def test_tls_postcopy(args, tmp, vms):
+    pki, _ = make_pki(tmp)
+    test_postcopy_recover(args, tmp, vms, tls=pki)
+
+
 VIRTIO_PASS = "VIREO-GUEST: PASS migrate-virtio"
 
 
@@ -755,7 +970,8 @@ def test_virtio(args, tmp, vms):
 
 TESTS = {"autoconverge": test_autoconverge, "precopy": test_precopy, "file": test_file, "cancel": test_cancel,
          "pingpong": test_pingpong, "errors": test_errors, "virtio": test_virtio, "virtio-blk": test_virtio,
-         "postcopy": test_postcopy, "postcopy-recover": test_postcopy_recover, "shared-disk": test_shared_disk}
+         "postcopy": test_postcopy, "postcopy-recover": test_postcopy_recover, "shared-disk": test_shared_disk,
+         "tls": test_tls, "tls-postcopy": test_tls_postcopy}
 
 
 def main():
@@ -768,6 +984,9 @@ def main():
     args = p.parse_args()
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         log("SKIP: /dev/kvm is not usable")
+        return SKIP
+    if args.mode.startswith("tls") and not shutil.which("certtool"):
+        log("SKIP: no certtool (gnutls-bin)")
         return SKIP
     tmp = tempfile.mkdtemp(prefix="vireo-migrate-test-")
     vms = []

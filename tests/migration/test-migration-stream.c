@@ -242,8 +242,13 @@ static void test_bad_magic_and_version(void **state)
     g_autoptr(GBytes) b = g_bytes_new_static("VIREOMIX\1\0\0\0\0\0\0\0\0\0\0\0", 20);
     g_autoptr(GBytes) v = g_bytes_new_static("VIREOMIG\7\0\0\0\0\0\0\0\0\0\0\0", 20);
 
+    /* A TLS ClientHello's record header, where a plain destination expects ours. */
+    g_autoptr(GBytes) t = g_bytes_new_static("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"
+                                             "\0\0\0\0\0\0\0\0\0", 20);
+
     expect_failure(b, "bad magic");
     expect_failure(v, "version 7");
+    expect_failure(t, "the source speaks TLS");
 }
 
 /* Lengths and RAM fields from a hostile peer: clear errors only. */
