@@ -18,7 +18,7 @@
 
 /* virDomainMigrateFlags */
 enum { MIG_LIVE = 1, MIG_PEER2PEER = 2, MIG_PERSIST_DEST = 8, MIG_UNDEFINE_SOURCE = 16,
-       MIG_PAUSED = 32, MIG_COMPRESSED = 2048, MIG_POSTCOPY = 1 << 15 };
+       MIG_PAUSED = 32, MIG_COMPRESSED = 2048, MIG_POSTCOPY = 1 << 15, MIG_TLS = 1 << 16 };
 enum { TP_ULLONG = 4, TP_STRING = 7 };
 #define EVACUATE_DEFAULT_BATCH 10
 
@@ -29,13 +29,14 @@ typedef struct Migration {
     guint flags;
     guint64 bandwidth;          /* MiB/s, 0: none given */
     const char *migrateuri;
+    const char *tls_destination;
     GError *error;
     gint done;                  /* atomic */
 } Migration;
 
 static gboolean migration_run(Migration *m)
 {
-    RemoteTypedParam params[2];
+    RemoteTypedParam params[3];
     RemoteDomainMigratePerform3ParamsArgs a = {
         .dom = m->dom, .dconnuri = (char *)m->desturi, .params = params, .flags = m->flags,
     };
@@ -47,6 +48,10 @@ static gboolean migration_run(Migration *m)
     if (m->migrateuri)
         params[a.n_params++] = (RemoteTypedParam) {
             .field = "migrate_uri", .value = { .type = TP_STRING, .u.s = (char *)m->migrateuri } };
+    if (m->tls_destination)
+        params[a.n_params++] = (RemoteTypedParam) {
+            .field = "tls.destination",
+            .value = { .type = TP_STRING, .u.s = (char *)m->tls_destination } };
     return rpc_client_call(m->client, REMOTE_PROGRAM, REMOTE_PROC_DOMAIN_MIGRATE_PERFORM3_PARAMS,
                            &a, &r, &m->error);
 }
@@ -108,6 +113,8 @@ static const CliOptDef opts_migrate[] = {
     { "undefinesource", CLI_OPT_BOOL, 0, "undefine VM on source", 0 },
     { "suspend", CLI_OPT_BOOL, 0, "do not restart the domain on the destination host", 0 },
     { "compressed", CLI_OPT_BOOL, 0, "compress repeated pages during live migration", 0 },
+    { "tls", CLI_OPT_BOOL, 0, "use TLS for the migration stream "
+      "(certificates in /etc/pki/qemu on both hosts)", 0 },
     { "verbose", CLI_OPT_BOOL, 0, "display the progress of migration", 0 },
     { "postcopy", CLI_OPT_BOOL, 0,
       "enable post-copy migration; switch to it using migrate-postcopy command", 0 },
@@ -119,6 +126,8 @@ static const CliOptDef opts_migrate[] = {
       "connection URI of the destination host as seen from the source "
       "(vireo+tcp://HOST/system)", 0 },
     { "migrateuri", CLI_OPT_STRING, 0, "migration URI (tcp:HOST:PORT), usually can be omitted", 0 },
+    { "tls-destination", CLI_OPT_STRING, 0,
+      "override the destination host name used for TLS verification", 0 },
     { "bandwidth", CLI_OPT_INT, 0, "migration bandwidth limit in MiB/s", 0 },
     { "timeout", CLI_OPT_INT, 0, "suspend the guest after timeout seconds", 0 },
     { NULL, 0, 0, NULL, 0 },
@@ -135,7 +144,8 @@ static gboolean cmd_migrate(CliCtl *ctl, const CliCmd *cmd)
     GThread *th;
     gint64 start;
 
-    if (!cli_cmd_requires(cmd, "postcopy-after-precopy", "postcopy"))
+    if (!cli_cmd_requires(cmd, "postcopy-after-precopy", "postcopy") ||
+        !cli_cmd_requires(cmd, "tls-destination", "tls"))
         return FALSE;
     if (cli_cmd_get_uint(cmd, "bandwidth", &bandwidth) < 0 ||
         cli_cmd_get_uint(cmd, "timeout", &timeout) < 0)
@@ -151,6 +161,7 @@ static gboolean cmd_migrate(CliCtl *ctl, const CliCmd *cmd)
     m.dom = dom;
     m.desturi = cli_cmd_get(cmd, "desturi");
     m.migrateuri = cli_cmd_get(cmd, "migrateuri");
+    m.tls_destination = cli_cmd_get(cmd, "tls-destination");
     m.bandwidth = bandwidth;
     m.flags = MIG_PEER2PEER |
               (cli_cmd_has(cmd, "live") ? MIG_LIVE : 0) |
@@ -158,7 +169,8 @@ static gboolean cmd_migrate(CliCtl *ctl, const CliCmd *cmd)
               (cli_cmd_has(cmd, "undefinesource") ? MIG_UNDEFINE_SOURCE : 0) |
               (cli_cmd_has(cmd, "suspend") ? MIG_PAUSED : 0) |
               (cli_cmd_has(cmd, "compressed") ? MIG_COMPRESSED : 0) |
-              (cli_cmd_has(cmd, "postcopy") ? MIG_POSTCOPY : 0);
+              (cli_cmd_has(cmd, "postcopy") ? MIG_POSTCOPY : 0) |
+              (cli_cmd_has(cmd, "tls") ? MIG_TLS : 0);
     if (!verbose && !timeout && !after_precopy) {
         if (!migration_run(&m)) {
             cli_ctl_set_error(ctl, m.error);
@@ -234,6 +246,7 @@ static const CliOptDef opts_evacuate[] = {
     { "desturi", CLI_OPT_STRING, CLI_OPT_REQUIRED | CLI_OPT_POSITIONAL,
       "connection URI of the destination host as seen from this one", 0 },
     { "batch", CLI_OPT_INT, 0, "domains migrated at the same time (default 10)", 0 },
+    { "tls", CLI_OPT_BOOL, 0, "use TLS for the migration streams", 0 },
     { NULL, 0, 0, NULL, 0 },
 };
 
@@ -280,7 +293,8 @@ static gboolean cmd_host_evacuate(CliCtl *ctl, const CliCmd *cmd)
         migs[i] = (Migration) {
             .client = ctl->client, .dom = lr.domains[i], .desturi = cli_cmd_get(cmd, "desturi"),
             .flags = MIG_PEER2PEER | MIG_LIVE |
-                     (pr.persistent ? MIG_PERSIST_DEST | MIG_UNDEFINE_SOURCE : 0),
+                     (pr.persistent ? MIG_PERSIST_DEST | MIG_UNDEFINE_SOURCE : 0) |
+                     (cli_cmd_has(cmd, "tls") ? MIG_TLS : 0),
         };
         g_thread_pool_push(pool, &migs[i], NULL);
     }

@@ -99,6 +99,7 @@ struct Domain {
     RpcStream *console;
     gboolean has_balloon;
     char *incoming;          /* --incoming URI for the next start (restore) */
+    char **incoming_extra;   /* more vireo-vmm arguments for it (migration TLS), or NULL */
     struct StartCtx *incoming_start;  /* a restore waiting for vireo-vmm to load */
     GSource *incoming_timer;
     DomainJob *djob;         /* save in progress (domain-job.c) */

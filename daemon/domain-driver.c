@@ -47,6 +47,7 @@ static void domain_unref(Domain *dom)
     g_clear_pointer(&dom->vcpu_tids, g_array_unref);
     g_free(dom->shutdown_reason);
     g_free(dom->incoming);
+    g_strfreev(dom->incoming_extra);
     g_ptr_array_unref(dom->stop_calls);
     g_free(dom);
 }
@@ -528,6 +529,7 @@ static void start_finish(StartCtx *sc, GError *error)
             domain_save_managed_started(dom);
     }
     g_clear_pointer(&dom->incoming, g_free);
+    g_clear_pointer(&dom->incoming_extra, g_strfreev);
     dom->incoming_start = NULL;
     if (dom->incoming_timer) {
         g_source_destroy(dom->incoming_timer);
@@ -774,9 +776,12 @@ static void domain_start(Domain *dom, DomainDef *def, guint flags, gboolean keep
         goto fail;
     if (flags & START_RESTORE) {
         guint n = g_strv_length(argv);
+        guint extra = dom->incoming_extra ? g_strv_length(dom->incoming_extra) : 0;
 
         g_assert(dom->incoming);
-        argv = g_renew(char *, argv, n + 3);
+        argv = g_renew(char *, argv, n + extra + 3);
+        for (guint i = 0; i < extra; i++)
+            argv[n++] = g_strdup(dom->incoming_extra[i]);
         argv[n] = g_strdup("--incoming");
         argv[n + 1] = g_strdup(dom->incoming);
         argv[n + 2] = NULL;

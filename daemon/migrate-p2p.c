@@ -53,10 +53,21 @@ enum {
     MIG_PERSIST_DEST = 1 << 3, MIG_UNDEFINE_SOURCE = 1 << 4, MIG_PAUSED = 1 << 5,
     MIG_CHANGE_PROTECTION = 1 << 8, MIG_UNSAFE = 1 << 9, MIG_COMPRESSED = 1 << 11,
     MIG_ABORT_ON_ERROR = 1 << 12, MIG_AUTO_CONVERGE = 1 << 13, MIG_POSTCOPY = 1 << 15,
+    MIG_TLS = 1 << 16,
 };
 #define MIG_KNOWN_FLAGS (MIG_LIVE | MIG_PEER2PEER | MIG_PERSIST_DEST | MIG_UNDEFINE_SOURCE | \
                          MIG_PAUSED | MIG_CHANGE_PROTECTION | MIG_UNSAFE | MIG_COMPRESSED | \
-                         MIG_ABORT_ON_ERROR | MIG_AUTO_CONVERGE | MIG_POSTCOPY)
+                         MIG_ABORT_ON_ERROR | MIG_AUTO_CONVERGE | MIG_POSTCOPY | MIG_TLS)
+
+/*
+ * VIR_MIGRATE_TLS: the stream itself goes over TLS, with QEMU's file
+ * names in libvirt's migrate_tls_x509_cert_dir (ROOT/etc/pki/qemu): the
+ * source's vireo-vmm is the client (client-cert.pem), the destination's
+ * the server (server-cert.pem), and each checks the other's certificate
+ * against ca-cert.pem, as libvirt's default migrate_tls_x509_verify=1.
+ */
+#define MIG_TLS_DIR "etc/pki/qemu"
+#define MIG_TLS_OBJECT "vireo-migrate-tls"
 
 /* libvirt's migration port range (qemu.conf migration_port_min/max). */
 #define MIG_PORT_MIN 49152
@@ -75,6 +86,7 @@ typedef struct MigParams {
     const char *xml;            /* destination_xml */
     const char *listen;         /* listen_address: the destination's bind address */
     const char *compression;    /* compression: "zstd" */
+    const char *tls_destination;/* tls.destination: the name in the destination's certificate */
     guint64 bandwidth;          /* bandwidth: MiB/s, 0 = vireo-vmm's default */
 } MigParams;
 
@@ -88,7 +100,8 @@ static gboolean params_parse(RpcCall *call, const RemoteTypedParam *p, guint n, 
                          !strcmp(f, "destination_name") ? &out->dname :
                          !strcmp(f, "destination_xml") ? &out->xml :
                          !strcmp(f, "listen_address") ? &out->listen :
-                         !strcmp(f, "compression") ? &out->compression : NULL;
+                         !strcmp(f, "compression") ? &out->compression :
+                         !strcmp(f, "tls.destination") ? &out->tls_destination : NULL;
 
         if (s && v->type == TP_STRING) {
             *s = v->u.s;
@@ -118,6 +131,11 @@ static gboolean check_postcopy_flags(RpcCall *call, guint flags)
         return FALSE;
     }
     return TRUE;
+}
+
+static char *tls_dir(DomainDriver *drv)
+{
+    return g_build_filename(*drv->paths->root ? drv->paths->root : "/", MIG_TLS_DIR, NULL);
 }
 
 static RemoteTypedParam param_string(const char *field, const char *value)
@@ -165,6 +183,8 @@ struct MigrateOut {
     char *migrate_uri;          /* migrate_uri parameter, or NULL */
     char *compression;
     guint64 bandwidth;
+    char *tls_hostname;         /* VIR_MIGRATE_TLS: the name the destination's certificate carries */
+    gboolean tls_object;        /* our vireo-vmm holds MIG_TLS_OBJECT: remove it at the end */
     char *xml;                  /* live definition for the destination */
     RpcClient *dest;            /* used by one thread at a time */
     char *uri_out;              /* from PREPARE3 */
@@ -221,6 +241,7 @@ static void out_free(MigrateOut *mo)
     g_free(mo->dest_uri);
     g_free(mo->migrate_uri);
     g_free(mo->compression);
+    g_free(mo->tls_hostname);
     g_free(mo->xml);
     g_free(mo->uri_out);
     g_clear_error(&mo->error);
@@ -233,6 +254,14 @@ static void on_restore_reply(QmpClient *c, JsonValue *ret, const GError *error, 
 {
     if (error)
         g_warning("cannot restore the migration parameters: %s", error->message);
+}
+
+static JsonValue *tls_object_id_args(void)
+{
+    JsonValue *args = json_new_object();
+
+    json_object_set_string(args, "id", MIG_TLS_OBJECT);
+    return args;
 }
 
 /* Ends the migration: the job (unless the driver ended it with the VM), the call. */
@@ -264,6 +293,10 @@ static void out_end(MigrateOut *mo)
     if (mo->saved_params && !mo->vm_gone && dom->vm)
         qmp_client_execute(vm_process_get_qmp(dom->vm), "migrate-set-parameters",
                            g_steal_pointer(&mo->saved_params), 10000, on_restore_reply, NULL);
+    /* After the parameters: tls-creds no longer names it. */
+    if (mo->tls_object && !mo->vm_gone && dom->vm)
+        qmp_client_execute(vm_process_get_qmp(dom->vm), "object-del", tls_object_id_args(),
+                           10000, on_restore_reply, NULL);
     if (mo->error) {
         domain_driver_log(dom, "migration failed: %s", mo->error->message);
         /* Our own RPC_REMOTE_ERRORs carry libvirt's detail; the template is added here. */
@@ -783,7 +816,7 @@ static void on_query_params(QmpClient *c, JsonValue *ret, const GError *error, g
                                  error->message));
         return;
     }
-    if (!mo->bandwidth && !mo->compression) {
+    if (!mo->bandwidth && !mo->compression && !mo->tls_object) {
         on_params_reply(c, NULL, NULL, mo);
         return;
     }
@@ -798,6 +831,13 @@ static void on_query_params(QmpClient *c, JsonValue *ret, const GError *error, g
                                                    << 20);
     if (mo->compression)
         json_object_set_string(args, "multifd-compression", "zstd");
+    if (mo->tls_object) {
+        /* "" turns TLS off again for a later migration without the flag. */
+        json_object_set_string(mo->saved_params, "tls-creds", "");
+        json_object_set_string(mo->saved_params, "tls-hostname", "");
+        json_object_set_string(args, "tls-creds", MIG_TLS_OBJECT);
+        json_object_set_string(args, "tls-hostname", mo->tls_hostname);
+    }
     qmp_client_execute(c, "migrate-set-parameters", args, 10000, on_params_reply, mo);
 }
 
@@ -819,6 +859,48 @@ static void on_prepared(MigrateOut *mo, GError *err)
     }
     qmp_client_execute(vm_process_get_qmp(mo->dom->vm), "query-migrate-parameters", NULL,
                        10000, on_query_params, mo);
+}
+
+static void on_tls_object_added(QmpClient *c, JsonValue *ret, const GError *error,
+                                gpointer data)
+{
+    MigrateOut *mo = data;
+
+    if (error) {
+        out_fail(mo, g_error_new(VIREO_ERROR, VIREO_ERROR_FAILED,
+                                 "TLS for the migration stream: %s", error->message));
+        return;
+    }
+    mo->tls_object = TRUE;
+    run_in_thread(mo, th_prepare, on_prepared);
+}
+
+static void on_stale_object_del(QmpClient *c, JsonValue *ret, const GError *error,
+                                gpointer data)
+{
+    /* Usually "not found": a migration before this one cleaned up after itself. */
+}
+
+/*
+ * Our client certificate, loaded and checked by vireo-vmm before the
+ * destination is asked for anything: a missing or expired file fails
+ * here, naming it.
+ */
+static void add_tls_object(MigrateOut *mo)
+{
+    QmpClient *qmp = vm_process_get_qmp(mo->dom->vm);
+    g_autofree char *dir = tls_dir(mo->dom->drv);
+    JsonValue *args = json_new_object();
+
+    json_object_set_string(args, "qom-type", "tls-creds-x509");
+    json_object_set_string(args, "id", MIG_TLS_OBJECT);
+    json_object_set_string(args, "dir", dir);
+    json_object_set_string(args, "endpoint", "client");
+    json_object_set_bool(args, "verify-peer", TRUE);
+    /* A daemon killed mid-migration may have left one. */
+    qmp_client_execute(qmp, "object-del", tls_object_id_args(), 10000, on_stale_object_del,
+                       NULL);
+    qmp_client_execute(qmp, "object-add", args, 10000, on_tls_object_added, mo);
 }
 
 static void h_perform(RpcCall *call, gpointer args, gpointer opaque)
@@ -886,6 +968,11 @@ static void h_perform(RpcCall *call, gpointer args, gpointer opaque)
     domain_driver_job_begin(dom);
     dom->mig_out = mo;
     domain_driver_log(dom, "migration to %s requested (flags 0x%x)", a->dconnuri, a->flags);
+    if (a->flags & MIG_TLS) {
+        mo->tls_hostname = g_strdup(mp.tls_destination ? mp.tls_destination : mo->dest_host);
+        add_tls_object(mo);
+        return;
+    }
     run_in_thread(mo, th_prepare, on_prepared);
 }
 
@@ -1295,6 +1382,20 @@ static gboolean in_watch_source(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
+/* vireo-vmm's TLS server credentials for an incoming stream (VIR_MIGRATE_TLS). */
+static char **tls_server_args(DomainDriver *drv)
+{
+    g_autofree char *dir = tls_dir(drv);
+    char **argv = g_new0(char *, 5);
+
+    argv[0] = g_strdup("--object");
+    argv[1] = g_strdup_printf("tls-creds-x509,id=%s,dir=%s,endpoint=server,verify-peer=on",
+                              MIG_TLS_OBJECT, dir);
+    argv[2] = g_strdup("--migrate-tls-creds");
+    argv[3] = g_strdup(MIG_TLS_OBJECT);
+    return argv;
+}
+
 static void h_prepare(RpcCall *call, gpointer args, gpointer opaque)
 {
     RemoteDomainMigratePrepare3ParamsArgs *a = args;
@@ -1339,6 +1440,16 @@ static void h_prepare(RpcCall *call, gpointer args, gpointer opaque)
                       def->name);
         return;
     }
+    if (a->flags & MIG_TLS) {
+        g_autofree char *dir = tls_dir(drv);
+
+        /* vireo-vmm's option syntax separates with commas. */
+        if (strchr(dir, ',')) {
+            rpc_call_fail(call, RPC_ERR_CONFIG_UNSUPPORTED,
+                          "the TLS directory '%s' has a comma in its name", dir);
+            return;
+        }
+    }
     listen = mp.listen ? mp.listen : "0.0.0.0";
     port = pick_port(listen, &err);
     if (!port) {
@@ -1362,6 +1473,9 @@ static void h_prepare(RpcCall *call, gpointer args, gpointer opaque)
     g_free(dom->incoming);
     dom->incoming = strchr(listen, ':') ? g_strdup_printf("tcp:[%s]:%u", listen, port)
                                         : g_strdup_printf("tcp:%s:%u", listen, port);
+    g_clear_pointer(&dom->incoming_extra, g_strfreev);
+    if (a->flags & MIG_TLS)
+        dom->incoming_extra = tls_server_args(drv);
     domain_driver_log(dom, "incoming migration on %s", dom->incoming);
     /* Answered from migrate_p2p_incoming_listening(), or failed from in_start_done(). */
     domain_driver_start(dom, g_steal_pointer(&def), START_RESTORE | START_PAUSED |

@@ -68,6 +68,12 @@ class Host:
                               'etc/pki/vireo/private/serverkey.pem': server[1],
                               'etc/pki/vireo/clientcert.pem': client[0],
                               'etc/pki/vireo/private/clientkey.pem': client[1]}, self.root)
+            # QEMU's names in libvirt's migrate_tls_x509_cert_dir, for --tls.
+            test_tls.install({'etc/pki/qemu/ca-cert.pem': pki.cacert[0],
+                              'etc/pki/qemu/server-cert.pem': server[0],
+                              'etc/pki/qemu/server-key.pem': server[1],
+                              'etc/pki/qemu/client-cert.pem': client[0],
+                              'etc/pki/qemu/client-key.pem': client[1]}, self.root)
         self.proc = None
         self.start()
 
@@ -479,6 +485,54 @@ def t_tls(ctx):
     A.virsh('undefine', 't1')
 
 
+def t_tls_stream(ctx):
+    """--tls: the migration stream itself over TLS, the daemons on plain TCP."""
+    A, B = ctx.hosts['A'], ctx.hosts['B']
+    pki = os.path.join(A.root, 'etc/pki/qemu')
+    ctx.define(A, 't2', mem=32, dirty=64)
+    # The source's client certificate missing: refused before the destination hears of it.
+    os.rename(os.path.join(pki, 'client-cert.pem'), os.path.join(pki, 'client-cert.pem.off'))
+    p = A.vireo('migrate', '--live', '--tls', 't2', B.tcp_uri, ok=False)
+    os.rename(os.path.join(pki, 'client-cert.pem.off'), os.path.join(pki, 'client-cert.pem'))
+    check(p.returncode != 0 and 'client-cert.pem' in p.stderr,
+          'missing client certificate: %d %s' % (p.returncode, p.stderr))
+    check(A.state('t2') == 'running (booted)', 'A: t2 is %r' % A.state('t2'))
+    check(B.state('t2') is None and not B.vmm_pids(), 'B: t2 left behind')
+    # The destination's certificates come from another CA: neither side trusts the
+    # other, the handshake fails, the source runs on.
+    other = test_tls.Pki(os.path.join(ctx.tmp, 'other-ca'))
+    oca = other.ca('other-ca')
+    oserver = other.issue('server-B', oca, True, ips=[B.addr])
+    bpki = os.path.join(B.root, 'etc/pki/qemu')
+    os.rename(bpki, bpki + '.good')
+    test_tls.install({'etc/pki/qemu/ca-cert.pem': oca[0], 'etc/pki/qemu/server-cert.pem':
+                      oserver[0], 'etc/pki/qemu/server-key.pem': oserver[1]}, B.root)
+    p = A.vireo('migrate', '--live', '--tls', 't2', B.tcp_uri, ok=False)
+    shutil.rmtree(bpki)
+    os.rename(bpki + '.good', bpki)
+    log('other CA: %s' % p.stderr.strip())
+    check(p.returncode != 0 and 'TLS' in p.stderr and 'CA' in p.stderr,
+          'other CA: %d %s' % (p.returncode, p.stderr))
+    check(A.state('t2') == 'running (booted)', 'A: t2 is %r' % A.state('t2'))
+    wait_for(lambda: B.state('t2') is None and not B.vmm_pids(), 10, 'B cleaned up')
+    ctx.check_guest('t2', A)
+    # The real thing, with the figures.
+    A.vireo('migrate', '--live', '--verbose', '--tls', 't2', B.tcp_uri)
+    ctx.figure(A, 't2', 'TLS stream (64 pages/pass, 32 MiB) A->B')
+    check(B.state('t2') == 'running (migrated)', 'B: t2 is %r' % B.state('t2'))
+    check('--migrate-tls-creds' in B.domain_log('t2'), 'B: vireo-vmm started without TLS')
+    ctx.one_vmm('t2', B)
+    ctx.check_guest('t2', B)
+    # ... and back with Debian's virsh --tls (tls.destination: the address's name here).
+    p = run('virsh', '-c', B.uri, 'migrate', '--p2p', '--live', '--tls', '--tls-destination',
+            A.addr, 't2', 'qemu+tcp://%s/system' % A.addr, ok=False)
+    check(p.returncode == 0, 'virsh migrate --tls failed: %s' % p.stderr)
+    check(A.state('t2') == 'running (migrated)', 'A: t2 is %r' % A.state('t2'))
+    ctx.check_guest('t2', A)
+    A.virsh('destroy', 't2')
+    A.virsh('undefine', 't2')
+
+
 def run_suite(tests, tls_tests=()):
     """Two hosts in network namespaces, then @tests (and @tls_tests when certtool is there)."""
     ap = argparse.ArgumentParser()
@@ -534,7 +588,7 @@ def run_suite(tests, tls_tests=()):
 
 def main():
     return run_suite([t_live_and_back, t_persistent, t_cancel, t_postcopy, t_evacuate,
-                      t_virsh_p2p], tls_tests=[t_tls])
+                      t_virsh_p2p], tls_tests=[t_tls, t_tls_stream])
 
 
 if __name__ == '__main__':
