@@ -6,7 +6,7 @@
  * virsh migrate --p2p does; the source daemon talks to the destination
  * itself. migrate --postcopy-after-precopy polls the job's statistics for
  * the end of the first pass (virsh waits for the MIGRATION_ITERATION event,
- * which vireod does not send).
+ * which vireod sends too, but polling works against any libvirtd).
  */
 #include <stdio.h>
 #include <string.h>
@@ -18,7 +18,8 @@
 
 /* virDomainMigrateFlags */
 enum { MIG_LIVE = 1, MIG_PEER2PEER = 2, MIG_PERSIST_DEST = 8, MIG_UNDEFINE_SOURCE = 16,
-       MIG_PAUSED = 32, MIG_COMPRESSED = 2048, MIG_POSTCOPY = 1 << 15, MIG_TLS = 1 << 16 };
+       MIG_PAUSED = 32, MIG_COMPRESSED = 2048, MIG_POSTCOPY = 1 << 15, MIG_TLS = 1 << 16,
+       MIG_POSTCOPY_RESUME = 1 << 19 };
 enum { TP_ULLONG = 4, TP_STRING = 7 };
 #define EVACUATE_DEFAULT_BATCH 10
 
@@ -120,6 +121,7 @@ static const CliOptDef opts_migrate[] = {
       "enable post-copy migration; switch to it using migrate-postcopy command", 0 },
     { "postcopy-after-precopy", CLI_OPT_BOOL, 0,
       "automatically switch to post-copy migration after one pass of pre-copy", 0 },
+    { "postcopy-resume", CLI_OPT_BOOL, 0, "resume failed post-copy migration", 0 },
     { "domain", CLI_OPT_STRING, CLI_OPT_REQUIRED | CLI_OPT_POSITIONAL | CLI_OPT_DOMAIN,
       "domain name, id or uuid", CLI_LIST_ACTIVE },
     { "desturi", CLI_OPT_STRING, CLI_OPT_REQUIRED | CLI_OPT_POSITIONAL,
@@ -170,7 +172,8 @@ static gboolean cmd_migrate(CliCtl *ctl, const CliCmd *cmd)
               (cli_cmd_has(cmd, "suspend") ? MIG_PAUSED : 0) |
               (cli_cmd_has(cmd, "compressed") ? MIG_COMPRESSED : 0) |
               (cli_cmd_has(cmd, "postcopy") ? MIG_POSTCOPY : 0) |
-              (cli_cmd_has(cmd, "tls") ? MIG_TLS : 0);
+              (cli_cmd_has(cmd, "tls") ? MIG_TLS : 0) |
+              (cli_cmd_has(cmd, "postcopy-resume") ? MIG_POSTCOPY_RESUME : 0);
     if (!verbose && !timeout && !after_precopy) {
         if (!migration_run(&m)) {
             cli_ctl_set_error(ctl, m.error);

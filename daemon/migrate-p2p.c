@@ -53,11 +53,12 @@ enum {
     MIG_PERSIST_DEST = 1 << 3, MIG_UNDEFINE_SOURCE = 1 << 4, MIG_PAUSED = 1 << 5,
     MIG_CHANGE_PROTECTION = 1 << 8, MIG_UNSAFE = 1 << 9, MIG_COMPRESSED = 1 << 11,
     MIG_ABORT_ON_ERROR = 1 << 12, MIG_AUTO_CONVERGE = 1 << 13, MIG_POSTCOPY = 1 << 15,
-    MIG_TLS = 1 << 16,
+    MIG_TLS = 1 << 16, MIG_POSTCOPY_RESUME = 1 << 19,
 };
 #define MIG_KNOWN_FLAGS (MIG_LIVE | MIG_PEER2PEER | MIG_PERSIST_DEST | MIG_UNDEFINE_SOURCE | \
                          MIG_PAUSED | MIG_CHANGE_PROTECTION | MIG_UNSAFE | MIG_COMPRESSED | \
-                         MIG_ABORT_ON_ERROR | MIG_AUTO_CONVERGE | MIG_POSTCOPY | MIG_TLS)
+                         MIG_ABORT_ON_ERROR | MIG_AUTO_CONVERGE | MIG_POSTCOPY | MIG_TLS | \
+                         MIG_POSTCOPY_RESUME)
 
 /*
  * VIR_MIGRATE_TLS: the stream itself goes over TLS, with QEMU's file
@@ -130,6 +131,11 @@ static gboolean check_postcopy_flags(RpcCall *call, guint flags)
                       "post-copy migration is not supported with non-live or paused migration");
         return FALSE;
     }
+    if ((flags & MIG_POSTCOPY_RESUME) && !(flags & MIG_POSTCOPY)) {
+        rpc_call_fail(call, RPC_ERR_ARGUMENT_UNSUPPORTED, "%s",
+                      "resuming failed post-copy migration requires post-copy to be enabled");
+        return FALSE;
+    }
     return TRUE;
 }
 
@@ -198,9 +204,11 @@ struct MigrateOut {
     /* the last query-migrate */
     JsonValue *last_query;
     guint64 downtime_ms, total_ms;
+    gint64 iteration;           /* the last MIGRATION_ITERATION sent */
     gboolean completed;
     JsonValue *saved_params;    /* vireo-vmm's own, put back if the VM stays here */
     /* post-copy */
+    gboolean resume;            /* VIR_MIGRATE_POSTCOPY_RESUME: a recovery, post-copy throughout */
     gboolean postcopy_wanted;   /* asked for before the stream started */
     gboolean postcopy_asked;    /* vireo-vmm accepted migrate-start-postcopy */
     gboolean settle_polled;     /* a failure after the ask: polled once more */
@@ -479,7 +487,7 @@ static gboolean out_confirmed(gpointer data)
 static void out_confirm(MigrateOut *mo)
 {
     Domain *dom = mo->dom;
-    g_autofree char *how = mo->postcopy ?
+    g_autofree char *how = mo->resume ? g_strdup(", post-copy recovered") : mo->postcopy ?
         g_strdup_printf(", post-copy from %" G_GUINT64_FORMAT " ms, resumed on the destination %"
                         G_GUINT64_FORMAT " ms after the switch", mo->switch_ms,
                         mo->resume_ms - mo->switch_ms) : NULL;
@@ -530,7 +538,9 @@ static void postcopy_end(MigrateOut *mo)
         out_confirm(mo);
         return;
     }
-    where = mo->finished ? "it ran on the destination without the rest of its memory"
+    where = mo->resume ? "the recovery failed; it runs on the destination without the rest "
+                         "of its memory"
+          : mo->finished ? "it ran on the destination without the rest of its memory"
           : mo->completed ? "the destination has all of it but did not resume it"
           : "the destination did not resume it";
     /* Whatever the cause, the answer is ours: the state of both sides matters most. */
@@ -555,8 +565,9 @@ static void on_postcopy_finished(MigrateOut *mo, GError *err)
     } else {
         mo->finished = TRUE;
         mo->resume_ms = (g_get_monotonic_time() - mo->start_us) / 1000;
-        domain_driver_log(mo->dom, "post-copy: the domain runs on %s; its memory follows",
-                          mo->dest_host);
+        if (!mo->resume)
+            domain_driver_log(mo->dom, "post-copy: the domain runs on %s; its memory follows",
+                              mo->dest_host);
     }
     if (mo->stream_ended)
         postcopy_end(mo);
@@ -610,6 +621,7 @@ static void on_query_migrate(QmpClient *c, JsonValue *ret, const GError *error, 
     const char *status = ret ? json_object_get_string(ret, "status") : NULL;
     gboolean failed = status && (!strcmp(status, "failed") || !strcmp(status, "cancelled"));
     const char *desc = ret ? json_object_get_string(ret, "error-desc") : NULL;
+    JsonValue *ram;
     int64_t v;
 
     if (error) {
@@ -624,6 +636,15 @@ static void on_query_migrate(QmpClient *c, JsonValue *ret, const GError *error, 
     }
     json_free(mo->last_query);
     mo->last_query = json_copy(ret);
+    ram = json_object_get_object(ret, "ram");
+    if (ram && json_object_get_int(ram, "dirty-sync-count", &v) && v + 1 > mo->iteration) {
+        RemoteNonnullDomain w;
+
+        /* memory_iteration's count (domain-job.c): the pass under way, 1 for the first. */
+        mo->iteration = v + 1;
+        dom_to_wire(mo->dom, &w);
+        rpc_server_emit_domain_migration_iteration(mo->dom->drv->srv, &w, (int)mo->iteration);
+    }
     if (json_object_get_int(ret, "total-time", &v))
         mo->total_ms = v;
     if (json_object_get_int(ret, "downtime", &v))
@@ -645,7 +666,15 @@ static void on_query_migrate(QmpClient *c, JsonValue *ret, const GError *error, 
     if (mo->postcopy) {
         if (status && !strcmp(status, "completed")) {
             mo->completed = TRUE;
+            /* A recovery: the destination runs the VM already; its finish ends the job. */
+            if (mo->resume && !mo->finish_pending && !mo->finished) {
+                mo->finish_pending = TRUE;
+                run_in_thread(mo, th_finish, on_postcopy_finished);
+            }
             postcopy_stream_end(mo, NULL);
+        } else if (mo->resume && status && !strcmp(status, "postcopy-paused") && !desc) {
+            /* vireo-vmm has not taken up the resume yet; a failed attempt says why. */
+            poll_later(mo);
         } else if (failed) {
             postcopy_stream_end(mo, g_error_new(VIREO_ERROR, VIREO_ERROR_FAILED, "%s",
                                                 desc ? desc : status));
@@ -728,8 +757,15 @@ static void on_migrate_reply(QmpClient *c, JsonValue *ret, const GError *error, 
     MigrateOut *mo = data;
 
     if (error) {
-        out_fail(mo, g_error_new(VIREO_ERROR, VIREO_ERROR_FAILED, "migrate: %s",
-                                 error->message));
+        GError *err = g_error_new(VIREO_ERROR, VIREO_ERROR_FAILED, "migrate: %s",
+                                  error->message);
+
+        /* A recovery refused: the source stays paused, never resumed. */
+        if (mo->postcopy) {
+            postcopy_stream_end(mo, err);
+        } else {
+            out_fail(mo, err);
+        }
         return;
     }
     /* MIGRATE_START_POST_COPY came before the stream: its turn now. */
@@ -767,8 +803,20 @@ static void start_stream(MigrateOut *mo)
                                  "bad migration URI '%s' from the destination", mo->uri_out));
         return;
     }
-    domain_driver_log(mo->dom, "migrating to %s (%s)", mo->dest_host, uri);
     json_object_set_string(args, "uri", uri);
+    if (mo->resume) {
+        /* The same migration on a new link: post-copy from the first byte. */
+        domain_driver_log(mo->dom, "recovering the post-copy migration to %s (%s)",
+                          mo->dest_host, uri);
+        json_object_set_bool(args, "resume", TRUE);
+        mo->phase = OUT_POSTCOPY;
+        domain_driver_set_state(mo->dom, RPC_DOMAIN_PAUSED, PAUSED_POSTCOPY);
+        domain_driver_emit(mo->dom, RPC_DOMAIN_EVENT_SUSPENDED, EV_SUSPENDED_POSTCOPY);
+        qmp_client_execute(vm_process_get_qmp(mo->dom->vm), "migrate", args, 10000,
+                           on_migrate_reply, mo);
+        return;
+    }
+    domain_driver_log(mo->dom, "migrating to %s (%s)", mo->dest_host, uri);
     mo->phase = OUT_MIGRATE;
     /* A daemon restarted from here on finds the VM still ours (domain-status.h). */
     domain_driver_save_status(mo->dom);
@@ -855,6 +903,10 @@ static void on_prepared(MigrateOut *mo, GError *err)
     if (mo->aborted) {
         out_fail(mo, g_error_new(RPC_REMOTE_ERROR, RPC_ERR_OPERATION_ABORTED,
                                  "migration out job: canceled by client"));
+        return;
+    }
+    if (mo->resume) {
+        start_stream(mo);
         return;
     }
     qmp_client_execute(vm_process_get_qmp(mo->dom->vm), "query-migrate-parameters", NULL,
@@ -950,6 +1002,12 @@ static void h_perform(RpcCall *call, gpointer args, gpointer opaque)
         rpc_call_fail(call, RPC_ERR_OPERATION_INVALID, "%s", "domain is not running");
         return;
     }
+    if ((a->flags & MIG_POSTCOPY_RESUME) &&
+        (dom->state != RPC_DOMAIN_PAUSED || dom->reason != PAUSED_POSTCOPY_FAILED)) {
+        rpc_call_fail(call, RPC_ERR_OPERATION_INVALID, "%s", "resuming failed post-copy "
+                      "migration requires a domain paused after a failed post-copy migration");
+        return;
+    }
     mo = g_new0(MigrateOut, 1);
     mo->dom = domain_driver_ref(dom);
     mo->call = call;
@@ -968,6 +1026,18 @@ static void h_perform(RpcCall *call, gpointer args, gpointer opaque)
     domain_driver_job_begin(dom);
     dom->mig_out = mo;
     domain_driver_log(dom, "migration to %s requested (flags 0x%x)", a->dconnuri, a->flags);
+    if (a->flags & MIG_POSTCOPY_RESUME) {
+        /*
+         * The destination may run the VM: from the first step on, nothing
+         * here resumes it (a restarted daemon neither), whatever fails.
+         * vireo-vmm keeps the TLS credentials of the migration it resumes.
+         */
+        mo->resume = TRUE;
+        mo->postcopy = TRUE;
+        out_finish_sent(mo);
+        run_in_thread(mo, th_prepare, on_prepared);
+        return;
+    }
     if (a->flags & MIG_TLS) {
         mo->tls_hostname = g_strdup(mp.tls_destination ? mp.tls_destination : mo->dest_host);
         add_tls_object(mo);
@@ -1153,6 +1223,7 @@ typedef struct MigrateIn {
     gboolean postcopy;          /* "postcopy-active": the state came before the RAM */
     gboolean link_broken;       /* "postcopy-paused": the source is out of reach */
     gboolean stream_done;       /* "completed": all of the RAM is here */
+    gboolean resume;            /* a post-copy recovery: the VM runs here already */
     RpcServerClient *source;    /* the source daemon's connection (PREPARE3's) */
     GSource *watch;             /* gives up when it closes before FINISH3 */
     gboolean finish_seen;
@@ -1396,6 +1467,75 @@ static char **tls_server_args(DomainDriver *drv)
     return argv;
 }
 
+static void on_recover_reply(QmpClient *c, JsonValue *ret, const GError *error, gpointer data)
+{
+    Domain *dom = data;
+    MigrateIn *mi = in_lookup(dom);
+
+    if (mi && mi->prepare) {
+        if (error) {
+            rpc_call_fail(mi->prepare, RPC_ERR_OPERATION_FAILED, "migrate-recover: %s",
+                          error->message);
+            mi->prepare = NULL;
+            in_remove(mi);
+        } else {
+            migrate_p2p_incoming_listening(dom);
+        }
+    }
+    domain_driver_unref(dom);
+}
+
+/*
+ * VIR_MIGRATE_POSTCOPY_RESUME: the domain runs here after a post-copy
+ * switch and its vireo-vmm waits in postcopy-paused for the source to
+ * come back. migrate-recover opens a port for it; FINISH3 only ends it.
+ */
+static void prepare_resume(RpcCall *call, DomainDriver *drv, const char *name,
+                           const char *listen, guint flags)
+{
+    Domain *dom = g_hash_table_lookup(drv->by_name, name);
+    MigrateIn *mi = g_hash_table_lookup(p2p->incoming, name);
+    g_autoptr(GError) err = NULL;
+    g_autofree char *uri = NULL;
+    JsonValue *args;
+    guint16 port;
+
+    if (mi && mi->resume && !mi->prepare && !mi->finish)
+        in_remove(mi);          /* an earlier attempt that never finished */
+    else if (mi) {
+        rpc_call_fail(call, RPC_ERR_OPERATION_INVALID, "domain '%s' is being migrated", name);
+        return;
+    }
+    if (!dom || !dom->vm || !dom->postcopy_in) {
+        rpc_call_fail(call, RPC_ERR_OPERATION_INVALID,
+                      "domain '%s' has no incoming post-copy migration to resume", name);
+        return;
+    }
+    port = pick_port(listen, &err);
+    if (!port) {
+        rpc_call_fail_gerror(call, err);
+        return;
+    }
+    mi = g_new0(MigrateIn, 1);
+    mi->dom = domain_driver_ref(dom);
+    mi->name = g_strdup(name);
+    mi->port = port;
+    mi->flags = flags;
+    mi->prepare = call;
+    mi->resume = TRUE;
+    mi->loaded = TRUE;
+    mi->postcopy = TRUE;
+    g_hash_table_insert(p2p->ports, GUINT_TO_POINTER(port), GUINT_TO_POINTER(1));
+    g_hash_table_insert(p2p->incoming, mi->name, mi);
+    uri = strchr(listen, ':') ? g_strdup_printf("tcp:[%s]:%u", listen, port)
+                              : g_strdup_printf("tcp:%s:%u", listen, port);
+    args = json_new_object();
+    json_object_set_string(args, "uri", uri);
+    domain_driver_log(dom, "post-copy recovery: waiting for the source on port %u", port);
+    qmp_client_execute(vm_process_get_qmp(dom->vm), "migrate-recover", args, 10000,
+                       on_recover_reply, domain_driver_ref(dom));
+}
+
 static void h_prepare(RpcCall *call, gpointer args, gpointer opaque)
 {
     RemoteDomainMigratePrepare3ParamsArgs *a = args;
@@ -1425,6 +1565,10 @@ static void h_prepare(RpcCall *call, gpointer args, gpointer opaque)
     if (mp.dname && strcmp(mp.dname, def->name) != 0) {
         rpc_call_fail(call, RPC_ERR_OPERATION_UNSUPPORTED, "%s",
                       "renaming a domain on migration is not supported");
+        return;
+    }
+    if (a->flags & MIG_POSTCOPY_RESUME) {
+        prepare_resume(call, drv, def->name, mp.listen ? mp.listen : "0.0.0.0", a->flags);
         return;
     }
     mi = g_hash_table_lookup(p2p->incoming, def->name);
@@ -1499,6 +1643,19 @@ static void h_finish(RpcCall *call, gpointer args, gpointer opaque)
     mi->finish = call;
     mi->finish_seen = TRUE;
     mi->flags = a->flags;
+    if (mi->resume) {
+        /* The VM runs here whatever the source says: nothing to start or stop. */
+        domain_driver_log(mi->dom, "post-copy recovery %s", a->cancelled ? "given up by the "
+                          "source" : "finished: all of the memory is here");
+        if (a->cancelled) {
+            rpc_call_fail(call, RPC_ERR_OPERATION_FAILED, "%s", "migration cancelled");
+            mi->finish = NULL;
+        } else {
+            finish_reply(mi);
+        }
+        in_remove(mi);
+        return;
+    }
     if (a->cancelled) {
         Domain *dom = mi->dom;
 
@@ -1534,7 +1691,7 @@ void migrate_p2p_migration_event(Domain *dom, JsonValue *data)
         return;
     }
     mi = in_lookup(dom);
-    if (mi) {
+    if (mi && !mi->resume) {
         if (!strcmp(status, "postcopy-active")) {
             mi->postcopy = TRUE;
             mi->link_broken = FALSE;
@@ -1547,7 +1704,12 @@ void migrate_p2p_migration_event(Domain *dom, JsonValue *data)
     }
     if (!dom->postcopy_in)
         return;
-    if (!strcmp(status, "postcopy-paused")) {
+    if (!strcmp(status, "postcopy-active") && dom->state == RPC_DOMAIN_RUNNING &&
+        dom->reason == RUNNING_POSTCOPY_FAILED) {
+        domain_driver_log(dom, "incoming post-copy migration recovered");
+        domain_driver_set_state(dom, RPC_DOMAIN_RUNNING, RUNNING_POSTCOPY);
+        domain_driver_emit(dom, RPC_DOMAIN_EVENT_RESUMED, EV_RESUMED_POSTCOPY);
+    } else if (!strcmp(status, "postcopy-paused")) {
         /* Its vCPUs wait for pages until the source comes back, if it does. */
         domain_driver_log(dom, "incoming post-copy migration paused: the source is out of reach");
         if (dom->state == RPC_DOMAIN_RUNNING) {

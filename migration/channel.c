@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -127,6 +129,33 @@ static void unix_addr(const char *path, struct sockaddr_un *sa)
     g_strlcpy(sa->sun_path, path, sizeof(sa->sun_path));
 }
 
+/*
+ * A link that dies silently (a cable, a switch, an interface down) must
+ * fail the stream rather than block it for the kernel's 15 minutes of
+ * retransmissions: a post-copy destination then pauses and waits for a
+ * recovery instead of hanging, and a pre-copy source resumes its VM.
+ * Data unacknowledged for MIG_LINK_TIMEOUT_S, or an idle peer that
+ * answers no keepalive probe within about as long, breaks the connection.
+ */
+#define MIG_LINK_TIMEOUT_S 10
+#define MIG_KEEPALIVE_IDLE_S 5
+#define MIG_KEEPALIVE_INTERVAL_S 1
+#define MIG_KEEPALIVE_COUNT 5
+
+static void tcp_watch_link(int fd)
+{
+    int one = 1, idle = MIG_KEEPALIVE_IDLE_S, intvl = MIG_KEEPALIVE_INTERVAL_S;
+    int cnt = MIG_KEEPALIVE_COUNT;
+    unsigned int user_timeout = MIG_LINK_TIMEOUT_S * 1000;
+
+    /* Best effort: a socket without them works as before. */
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
+}
+
 static int tcp_socket(const MigUri *uri, gboolean listening, GError **error)
 {
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
@@ -153,6 +182,7 @@ static int tcp_socket(const MigUri *uri, gboolean listening, GError **error)
             if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1) == 0)
                 break;
         } else if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+            tcp_watch_link(fd);
             break;
         }
         saved = errno;
@@ -256,6 +286,9 @@ int mig_channel_accept(int listen_fd, GError **error)
         int saved = errno;
         g_set_error(error, VIREO_ERROR, VIREO_ERROR_IO,
                     "waiting for the migration stream: %s", g_strerror(saved));
+        return -1;
     }
+    /* A UNIX socket refuses the TCP options: harmless. */
+    tcp_watch_link(fd);
     return fd;
 }

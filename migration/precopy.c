@@ -539,6 +539,11 @@ static gboolean pause_and_reconnect(MigSource *src, GError **error)
             return TRUE;
         }
         g_warning("post-copy recovery failed: %s", err->message);
+        /* Back in POSTCOPY_PAUSED, with the reason: whoever asked sees the attempt failed. */
+        g_mutex_lock(&src->lock);
+        g_free(src->info.error_desc);
+        src->info.error_desc = g_strdup_printf("post-copy recovery failed: %s", err->message);
+        g_mutex_unlock(&src->lock);
     }
 }
 
@@ -653,6 +658,7 @@ gboolean mig_source_resume(MigSource *src, MigUri *uri, GError **error)
     ok = src->info.status == MIG_STATUS_POSTCOPY_PAUSED && !src->resume_uri;
     if (ok) {
         src->resume_uri = uri;
+        g_clear_pointer(&src->info.error_desc, g_free);
         g_cond_broadcast(&src->cond);
     }
     g_mutex_unlock(&src->lock);

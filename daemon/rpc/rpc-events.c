@@ -151,3 +151,58 @@ void rpc_server_emit_domain_lifecycle(RpcServer *srv, const RemoteNonnullDomain 
     g_main_context_invoke_full(srv->ctx, G_PRIORITY_DEFAULT, lifecycle_deliver, ev,
                                lifecycle_free);
 }
+
+typedef struct IterationEvent {
+    RpcServer *srv;
+    RemoteDomainEventCallbackMigrationIterationMsg msg;
+} IterationEvent;
+
+/* Callback registrations only: no legacy procedure carries this event. */
+static gboolean iteration_deliver(gpointer data)
+{
+    IterationEvent *ev = data;
+    g_autoptr(GPtrArray) clients = g_ptr_array_new_with_free_func(
+        (GDestroyNotify)rpc_server_client_unref);
+
+    for (guint i = 0; i < ev->srv->clients->len; i++)
+        g_ptr_array_add(clients, rpc_server_client_ref(g_ptr_array_index(ev->srv->clients, i)));
+    for (guint i = 0; i < clients->len; i++) {
+        RpcServerClient *c = g_ptr_array_index(clients, i);
+
+        if (!c->opened)
+            continue;
+        for (guint j = 0; j < c->event_regs->len && !g_atomic_int_get(&c->closed); j++) {
+            RpcEventReg *reg = &g_array_index(c->event_regs, RpcEventReg, j);
+
+            if (reg->event_id != RPC_DOMAIN_EVENT_ID_MIGRATION_ITERATION ||
+                (!reg->any_domain && memcmp(reg->uuid, ev->msg.dom.uuid, sizeof(reg->uuid))))
+                continue;
+            ev->msg.callbackID = reg->callback_id;
+            rpc_server_client_send_message(c, REMOTE_PROGRAM,
+                                           REMOTE_PROC_DOMAIN_EVENT_CALLBACK_MIGRATION_ITERATION,
+                                           &ev->msg);
+        }
+    }
+    return G_SOURCE_REMOVE;
+}
+
+static void iteration_free(gpointer data)
+{
+    IterationEvent *ev = data;
+
+    remote_domain_event_callback_migration_iteration_msg_clear(&ev->msg);
+    rpc_server_unref_internal(ev->srv);
+    g_free(ev);
+}
+
+void rpc_server_emit_domain_migration_iteration(RpcServer *srv, const RemoteNonnullDomain *dom,
+                                                int iteration)
+{
+    IterationEvent *ev = g_new0(IterationEvent, 1);
+
+    ev->srv = rpc_server_ref_internal(srv);
+    domain_copy(&ev->msg.dom, dom);
+    ev->msg.iteration = iteration;
+    g_main_context_invoke_full(srv->ctx, G_PRIORITY_DEFAULT, iteration_deliver, ev,
+                               iteration_free);
+}

@@ -3808,6 +3808,39 @@ void remote_domain_event_callback_lifecycle_msg_clear(RemoteDomainEventCallbackL
     memset(v, 0, sizeof(*v));
 }
 
+gboolean remote_domain_event_callback_migration_iteration_msg_encode(XdrWriter *w, const RemoteDomainEventCallbackMigrationIterationMsg *v, GError **error)
+{
+    if (!xdr_write_int(w, v->callbackID, error))
+        return FALSE;
+    if (!remote_nonnull_domain_encode(w, &v->dom, error))
+        return FALSE;
+    if (!xdr_write_int(w, v->iteration, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean remote_domain_event_callback_migration_iteration_msg_decode(XdrReader *r, RemoteDomainEventCallbackMigrationIterationMsg *v, GError **error)
+{
+    memset(v, 0, sizeof(*v));
+    if (!xdr_read_int(r, &v->callbackID, error))
+        goto fail;
+    if (!remote_nonnull_domain_decode(r, &v->dom, error))
+        goto fail;
+    if (!xdr_read_int(r, &v->iteration, error))
+        goto fail;
+    return TRUE;
+
+fail:
+    remote_domain_event_callback_migration_iteration_msg_clear(v);
+    return FALSE;
+}
+
+void remote_domain_event_callback_migration_iteration_msg_clear(RemoteDomainEventCallbackMigrationIterationMsg *v)
+{
+    remote_nonnull_domain_clear(&v->dom);
+    memset(v, 0, sizeof(*v));
+}
+
 gboolean remote_nonnull_storage_pool_encode(XdrWriter *w, const RemoteNonnullStoragePool *v, GError **error)
 {
     if (!xdr_write_string(w, v->name, REMOTE_STRING_MAX, error))
@@ -6313,6 +6346,21 @@ static void remote_domain_event_callback_lifecycle_msg_clear_any(void *v)
     remote_domain_event_callback_lifecycle_msg_clear(v);
 }
 
+static gboolean remote_domain_event_callback_migration_iteration_msg_encode_any(XdrWriter *w, const void *v, GError **error)
+{
+    return remote_domain_event_callback_migration_iteration_msg_encode(w, v, error);
+}
+
+static gboolean remote_domain_event_callback_migration_iteration_msg_decode_any(XdrReader *r, void *v, GError **error)
+{
+    return remote_domain_event_callback_migration_iteration_msg_decode(r, v, error);
+}
+
+static void remote_domain_event_callback_migration_iteration_msg_clear_any(void *v)
+{
+    remote_domain_event_callback_migration_iteration_msg_clear(v);
+}
+
 static gboolean remote_connect_list_all_networks_args_encode_any(XdrWriter *w, const void *v, GError **error)
 {
     return remote_connect_list_all_networks_args_encode(w, v, error);
@@ -6900,6 +6948,9 @@ const RpcProcedure rpc_protocol_procedures[] = {
     { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 350, "DOMAIN_DEFINE_XML_FLAGS", "virDomainDefineXMLFlags", 0,
       { sizeof(RemoteDomainDefineXmlFlagsArgs), "remote_domain_define_xml_flags_args", remote_domain_define_xml_flags_args_encode_any, remote_domain_define_xml_flags_args_decode_any, remote_domain_define_xml_flags_args_clear_any },
       { sizeof(RemoteDomainDefineXmlFlagsRet), "remote_domain_define_xml_flags_ret", remote_domain_define_xml_flags_ret_encode_any, remote_domain_define_xml_flags_ret_decode_any, remote_domain_define_xml_flags_ret_clear_any } },
+    { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 359, "DOMAIN_EVENT_CALLBACK_MIGRATION_ITERATION", NULL, RPC_PROC_EVENT,
+      { sizeof(RemoteDomainEventCallbackMigrationIterationMsg), "remote_domain_event_callback_migration_iteration_msg", remote_domain_event_callback_migration_iteration_msg_encode_any, remote_domain_event_callback_migration_iteration_msg_decode_any, remote_domain_event_callback_migration_iteration_msg_clear_any },
+      { 0, NULL, NULL, NULL, NULL } },
     { REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, 360, "CONNECT_REGISTER_CLOSE_CALLBACK", "virConnectRegisterCloseCallback", RPC_PROC_RO,
       { 0, NULL, NULL, NULL, NULL },
       { 0, NULL, NULL, NULL, NULL } },

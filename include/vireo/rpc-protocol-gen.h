@@ -1628,6 +1628,16 @@ gboolean remote_domain_event_callback_lifecycle_msg_decode(XdrReader *r, RemoteD
 void remote_domain_event_callback_lifecycle_msg_clear(RemoteDomainEventCallbackLifecycleMsg *v);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainEventCallbackLifecycleMsg, remote_domain_event_callback_lifecycle_msg_clear)
 
+typedef struct RemoteDomainEventCallbackMigrationIterationMsg {
+    gint32 callbackID;
+    RemoteNonnullDomain dom;
+    gint32 iteration;
+} RemoteDomainEventCallbackMigrationIterationMsg;
+gboolean remote_domain_event_callback_migration_iteration_msg_encode(XdrWriter *w, const RemoteDomainEventCallbackMigrationIterationMsg *v, GError **error);
+gboolean remote_domain_event_callback_migration_iteration_msg_decode(XdrReader *r, RemoteDomainEventCallbackMigrationIterationMsg *v, GError **error);
+void remote_domain_event_callback_migration_iteration_msg_clear(RemoteDomainEventCallbackMigrationIterationMsg *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteDomainEventCallbackMigrationIterationMsg, remote_domain_event_callback_migration_iteration_msg_clear)
+
 typedef struct RemoteNonnullStoragePool {
     char *name;
     guint8 uuid[VIR_UUID_BUFLEN];

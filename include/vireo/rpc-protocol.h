@@ -107,6 +107,7 @@ enum {
 
 /* virDomainEventID: 0 LIFECYCLE ... 26 MEMORY_DEVICE_SIZE_CHANGE in 9.0.0. */
 #define RPC_DOMAIN_EVENT_ID_LIFECYCLE 0
+#define RPC_DOMAIN_EVENT_ID_MIGRATION_ITERATION 20
 #define RPC_DOMAIN_EVENT_ID_LAST 27
 
 /* virDomainEventType (lifecycle "event") */

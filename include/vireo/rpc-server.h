@@ -231,5 +231,12 @@ gboolean rpc_stream_is_closed(RpcStream *st);
  */
 void rpc_server_emit_domain_lifecycle(RpcServer *srv, const RemoteNonnullDomain *dom,
                                       int event, int detail);
+/*
+ * Any thread: MIGRATION_ITERATION (virsh migrate --postcopy-after-precopy
+ * switches on iteration 2): the pass @iteration of @dom's outgoing
+ * migration has begun, counted as libvirt does (1: the first).
+ */
+void rpc_server_emit_domain_migration_iteration(RpcServer *srv, const RemoteNonnullDomain *dom,
+                                                int iteration);
 
 #endif /* VIREO_RPC_SERVER_H */
