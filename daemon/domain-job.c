@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Jobs of the domain driver that vireo-vmm runs as a migration (a save
- * today; peer-to-peer migration later): starting one, following its
- * MIGRATION events, and the job procedures (domjobinfo, domjobabort) and
- * migration parameters (migrate-setmaxdowntime, migrate-setspeed), all
- * answered from QMP without blocking the loop.
+ * Jobs of the domain driver that vireo-vmm runs as a migration: a save
+ * (started and followed here, through its MIGRATION events) and the job
+ * procedures (domjobinfo, domjobabort) and migration parameters
+ * (migrate-setmaxdowntime, migrate-setspeed), for a save and for an
+ * outgoing peer-to-peer migration (migrate-p2p.c, which runs its own job
+ * and answers its progress), all answered from QMP without blocking the
+ * loop.
  */
 #include <string.h>
 

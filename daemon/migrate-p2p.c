@@ -625,8 +625,10 @@ static void on_query_migrate(QmpClient *c, JsonValue *ret, const GError *error, 
     int64_t v;
 
     if (error) {
-        GError *err = g_error_new(VIREO_ERROR, VIREO_ERROR_FAILED, "query-migrate: %s",
-                                  error->message);
+        /* Mostly the process ended (killed, crashed): say that first. */
+        GError *err = g_error_new(VIREO_ERROR, VIREO_ERROR_FAILED,
+                                  "lost the source vireo-vmm during the migration "
+                                  "(query-migrate: %s)", error->message);
 
         if (mo->postcopy)
             postcopy_stream_end(mo, err);

@@ -10,7 +10,8 @@
 #include "vireo/cli-conn.h"
 
 extern const CliCmdDef cli_domain_cmds[];     /* cli-domain.c: life cycle, define, setmem... */
-extern const CliCmdDef cli_migrate_cmds[];    /* cli-migrate.c: migrate, host-evacuate */
+extern const CliCmdDef cli_migrate_cmds[];    /* cli-migrate.c: migrate, migrate-postcopy,
+                                                 host-evacuate */
 extern const CliCmdDef cli_monitor_cmds[];    /* cli-monitor.c: list, dominfo, domstate... */
 extern const CliCmdDef cli_save_cmds[];       /* cli-save.c: save, restore, managedsave, jobs */
 extern const CliCmdDef cli_host_cmds[];       /* cli-host.c: uri, version, nodeinfo... */
