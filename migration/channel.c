@@ -14,6 +14,13 @@
 #include "vireo/migration-channel.h"
 #include "vireo/util.h"
 
+/*
+ * A multifd source connects its channels one after the other while the
+ * destination accepts them one after the other: room for all of them, so
+ * that no TCP SYN is dropped (and retried a second later).
+ */
+#define LISTEN_BACKLOG 16
+
 static gboolean bad_uri(const char *uri, const char *why, GError **error)
 {
     g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT,
@@ -156,6 +163,29 @@ static void tcp_watch_link(int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
 }
 
+void mig_channel_watch_link(int fd)
+{
+    tcp_watch_link(fd);
+}
+
+/*
+ * A UNIX stream socket holds only its send buffer in flight (about
+ * 200 KiB by default): sender and receiver then take turns rather than
+ * run side by side. 4 MiB lets both work at once (1 GiB idle over one
+ * connection: about 1.7 s instead of 2.5-3 s on the test host). Beyond
+ * net.core.wmem_max only a privileged process gets it (SO_SNDBUFFORCE);
+ * otherwise the kernel's cap applies. TCP tunes its buffers itself.
+ */
+#define MIG_UNIX_SNDBUF (4 * 1024 * 1024)
+
+static void unix_widen(int fd)
+{
+    int size = MIG_UNIX_SNDBUF;
+
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+}
+
 static int tcp_socket(const MigUri *uri, gboolean listening, GError **error)
 {
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
@@ -179,7 +209,7 @@ static int tcp_socket(const MigUri *uri, gboolean listening, GError **error)
         }
         if (listening) {
             setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-            if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1) == 0)
+            if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, LISTEN_BACKLOG) == 0)
                 break;
         } else if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
             tcp_watch_link(fd);
@@ -213,6 +243,7 @@ int mig_channel_connect(const MigUri *uri, GError **error)
             close(fd);
             return -1;
         }
+        unix_widen(fd);
         return fd;
     case MIG_CHANNEL_TCP:
         return tcp_socket(uri, FALSE, error);
@@ -251,7 +282,7 @@ int mig_channel_listen(const MigUri *uri, gboolean *needs_accept, GError **error
             return io_error("cannot create a socket for", uri->path, error);
         unix_addr(uri->path, &sa);
         unlink(uri->path);
-        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0) {
+        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
             io_error("cannot listen on", uri->path, error);
             close(fd);
             return -1;

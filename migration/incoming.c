@@ -5,6 +5,11 @@
  * checksum, and only then ack. Nothing the source sends can make this
  * write outside RAM or allocate without bound (stream.c and ram.c check
  * every length).
+ *
+ * A multifd stream (migration-multifd.h) announces its channels first:
+ * they are accepted on the same listening socket and fill RAM on their
+ * own threads; the main stream then carries only the state and END, and
+ * the state is loaded once every channel has read its END.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +25,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "vireo/migration-multifd.h"
 #include "vireo/migration-ram.h"
 #include "vireo/migration-tls.h"
 #include "vireo/migration.h"
@@ -37,8 +43,9 @@ struct MigDest {
     gboolean closing;           /* under lock */
     GThread *thread;
     MigStream *stream;
+    MigMultifdReceiver *multifd; /* under lock (set and freed by the thread), or NULL */
 
-    GMutex lock;                /* protects info, conn, link, closing, recover_fd */
+    GMutex lock;                /* protects info, conn, link, closing, recover_fd, multifd */
     GCond cond;
     MigInfo info;
     int64_t start_ns;
@@ -320,6 +327,7 @@ typedef struct Receiver {
     int fd;                     /* the stream's socket or file */
     gboolean have_state;
     gboolean postcopy;
+    gboolean multifd;           /* RAM comes on the channels, not on this stream */
     gboolean done;              /* END checked and acked */
     gboolean was_running;
 } Receiver;
@@ -338,6 +346,14 @@ static gboolean take_state_flags(Receiver *rx, const MigRecord *rec, GError **er
 
 static gboolean handle_record(MigDest *dst, Receiver *rx, const MigRecord *rec, GError **error)
 {
+    if (rx->multifd && (rec->type == MIG_RECORD_RAM || rec->type == MIG_RECORD_DISCARD ||
+                        rec->type == MIG_RECORD_POSTCOPY)) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_STATE,
+                    "migration stream: a '%c' section on the main channel of a multifd stream "
+                    "(RAM goes on the channels; post-copy is not compatible with multifd)",
+                    rec->type);
+        return FALSE;
+    }
     switch (rec->type) {
     case MIG_RECORD_RAM:
         if (rx->postcopy)
@@ -372,6 +388,9 @@ static gboolean handle_record(MigDest *dst, Receiver *rx, const MigRecord *rec, 
     case MIG_RECORD_STATE:
         if (!take_state_flags(rx, rec, error))
             return FALSE;
+        /* All of RAM first: every channel has read its last pass and its END. */
+        if (rx->multifd && !mig_multifd_receiver_wait(dst->multifd, error))
+            return FALSE;
         /*
          * Loaded before the END is checked: the VM has not run yet,
          * and a bad checksum still fails the whole migration.
@@ -405,7 +424,70 @@ static gboolean handle_record(MigDest *dst, Receiver *rx, const MigRecord *rec, 
             }
         }
         return TRUE;
+    case MIG_RECORD_MULTIFD:
+    case MIG_RECORD_HELLO:
+    case MIG_RECORD_SYNC:
+        break;
     }
+    g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_STATE,
+                "migration stream: unexpected '%c' section on the main channel", rec->type);
+    return FALSE;
+}
+
+/* From a channel's thread: the main stream's reader must not wait for a source gone. */
+static void channel_failed(void *opaque)
+{
+    MigDest *dst = opaque;
+
+    g_mutex_lock(&dst->lock);
+    if (dst->conn >= 0)
+        shutdown(dst->conn, SHUT_RDWR);
+    g_mutex_unlock(&dst->lock);
+}
+
+/*
+ * A stream of version MIG_STREAM_VERSION_MULTIFD: its MULTIFD record,
+ * then the channels it announces, on the socket the main one came on
+ * (accepted on a thread of the receiver's while this one reads on).
+ */
+static gboolean start_multifd(MigDest *dst, Receiver *rx, GError **error)
+{
+    MigMultifdAnnounce a;
+    MigMultifdReceiver *r;
+    MigRecord rec;
+    gboolean closing;
+
+    if (!mig_stream_read_record(dst->stream, &rec, error))
+        return FALSE;
+    if (rec.type != MIG_RECORD_MULTIFD) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_STATE,
+                    "migration stream: a multifd stream that starts with '%c', not MULTIFD",
+                    rec.type);
+        return FALSE;
+    }
+    if (!mig_multifd_announce_parse(rec.data, rec.len, &a, error))
+        return FALSE;
+    if (!dst->needs_accept) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_STATE,
+                    "the source uses %u multifd channels, which need --incoming unix: or tcp: "
+                    "here", a.channels);
+        return FALSE;
+    }
+    r = mig_multifd_receiver_new(&a, dst->ram.base, dst->ram.size, channel_failed, dst);
+    mig_multifd_receiver_set_memfd(r, dst->ram.memfd);
+    g_mutex_lock(&dst->lock);
+    closing = dst->closing;
+    if (!closing)
+        dst->multifd = r;
+    g_mutex_unlock(&dst->lock);
+    if (closing) {
+        mig_multifd_receiver_free(r);
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_FAILED, "incoming migration cancelled");
+        return FALSE;
+    }
+    rx->multifd = TRUE;
+    g_debug("multifd: waiting for %u channels", a.channels);
+    mig_multifd_receiver_start(r, dst->fd, dst->tls);
     return TRUE;
 }
 
@@ -558,6 +640,7 @@ static gboolean receive(MigDest *dst, gboolean *was_running, GError **error)
     Receiver rx = { .dec = dec, .fd = dst->fd };
     uint64_t ram_size;
 
+    mig_ram_decoder_set_memfd(dec, dst->ram.memfd);
     if (dst->needs_accept || (dst->tls && is_socket(dst->fd))) {
         /* A socket passed as fd:N is the link's once TLS runs on it: a copy, then. */
         rx.fd = dst->needs_accept ? mig_channel_accept(dst->fd, error)
@@ -595,6 +678,9 @@ static gboolean receive(MigDest *dst, gboolean *was_running, GError **error)
                     (guint64)(dst->ram.size >> 20));
         return FALSE;
     }
+    if (mig_stream_get_version(dst->stream) == MIG_STREAM_VERSION_MULTIFD &&
+        !start_multifd(dst, &rx, error))
+        return FALSE;
     while (!rx.done) {
         g_autoptr(GError) err = NULL;
         MigRecord rec;
@@ -621,18 +707,27 @@ static gpointer dest_thread(gpointer opaque)
     g_autoptr(GError) err = NULL;
     gboolean was_running = FALSE;
     gboolean ok = receive(dst, &was_running, &err);
+    MigMultifdReceiver *multifd;
 
     postcopy_stop(dst, ok);
     /* This thread is the only one that sets the link. */
     if (!ok && dst->link)
         mig_tls_link_explain(dst->link, &err);
+    /* A channel that failed broke the main stream on purpose: its reason is the one. */
+    if (!ok && dst->multifd)
+        mig_multifd_receiver_explain(dst->multifd, &err);
 
     g_mutex_lock(&dst->lock);
     dst->info.total_time = (now_ns() - dst->start_ns) / 1000000;
-    dst->info.ram_transferred = dst->stream ? mig_stream_get_bytes(dst->stream) : 0;
+    dst->info.multifd_bytes = dst->multifd ? mig_multifd_receiver_get_bytes(dst->multifd) : 0;
+    dst->info.ram_transferred = (dst->stream ? mig_stream_get_bytes(dst->stream) : 0) +
+                                dst->info.multifd_bytes;
     if (!ok)
         dst->info.error_desc = g_strdup(err->message);
+    multifd = g_steal_pointer(&dst->multifd);
     g_mutex_unlock(&dst->lock);
+    /* Joined before finished(): no channel outlives the migration. */
+    mig_multifd_receiver_free(multifd);
     set_status(dst, ok ? MIG_STATUS_COMPLETED : MIG_STATUS_FAILED);
     dst->ops->finished(dst->opaque, was_running, ok ? NULL : err);
     return NULL;
@@ -667,8 +762,10 @@ void mig_dest_get_info(MigDest *dst, MigInfo *info)
     g_mutex_lock(&dst->lock);
     *info = dst->info;
     info->error_desc = g_strdup(dst->info.error_desc);
+    if (dst->multifd)
+        info->multifd_bytes = mig_multifd_receiver_get_bytes(dst->multifd);
     if (dst->stream && info->status == MIG_STATUS_ACTIVE)
-        info->ram_transferred = mig_stream_get_bytes(dst->stream);
+        info->ram_transferred = mig_stream_get_bytes(dst->stream) + info->multifd_bytes;
     g_mutex_unlock(&dst->lock);
 }
 
@@ -719,6 +816,8 @@ void mig_dest_free(MigDest *dst)
         shutdown(dst->conn, SHUT_RDWR);
     if (dst->recover_fd >= 0)
         shutdown(dst->recover_fd, SHUT_RDWR);
+    if (dst->multifd)
+        mig_multifd_receiver_shutdown(dst->multifd);
     g_cond_broadcast(&dst->cond);
     g_mutex_unlock(&dst->lock);
     g_thread_join(dst->thread);

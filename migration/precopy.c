@@ -6,12 +6,19 @@
  * sending what is left is predicted to take less than the downtime limit;
  * then stop the VM, send the rest and the machine state, END, and wait for
  * the destination's ack. Only then is the migration complete.
+ *
+ * With multifd this thread walks RAM as before but hands the runs to the
+ * channels' threads (migration-multifd.h), ends each pass with a SYNC on
+ * every channel and the last one with their END; the main connection
+ * carries the header, the MULTIFD record, the state and its own END.
  */
 #include <errno.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "vireo/migration-multifd.h"
 #include "vireo/migration-ram.h"
 #include "vireo/migration-tls.h"
 #include "vireo/migration.h"
@@ -36,6 +43,7 @@ struct MigSource {
     unsigned long *dirty;       /* thread only */
     uint64_t nr_pages;
     MigStream *stream;          /* thread only */
+    MigMultifdSender *multifd;  /* set and cleared by the thread under lock; or NULL */
     MigRamEncoder *enc;
     MigRamStats ram_stats;
     int64_t rate_start;         /* bandwidth limit window */
@@ -54,7 +62,8 @@ struct MigSource {
     int rp_fd;                  /* the stream's socket, read by that thread only */
     /* Post-copy recovery. */
     MigUri *resume_uri;         /* under lock: where to connect again */
-    uint64_t bytes_base;        /* thread only: sent on earlier connections */
+    uint64_t bytes_base;        /* thread only: sent on earlier main connections */
+    uint64_t multifd_base;      /* thread only: sent on multifd channels already closed */
 };
 
 enum { RP_RUNNING, RP_ACKED, RP_CLOSED };
@@ -112,14 +121,30 @@ static void set_status(MigSource *src, MigStatus status)
     src->ops->status_changed(src->opaque, status);
 }
 
+/* Bytes sent on all connections, for the bandwidth and the progress: thread only. */
+static uint64_t sent_bytes(MigSource *src, uint64_t *multifd_bytes)
+{
+    uint64_t mf = src->multifd_base + (src->multifd ? mig_multifd_sender_get_bytes(src->multifd)
+                                                    : 0);
+
+    if (multifd_bytes)
+        *multifd_bytes = mf;
+    return src->bytes_base + mf + (src->stream ? mig_stream_get_bytes(src->stream) : 0);
+}
+
 static void update_progress(MigSource *src, uint64_t remaining_pages)
 {
+    MigRamStats stats = src->ram_stats;
+    uint64_t multifd_bytes, bytes = sent_bytes(src, &multifd_bytes);
+
+    if (src->multifd)
+        mig_multifd_sender_add_stats(src->multifd, &stats);
     g_mutex_lock(&src->lock);
-    src->info.ram_transferred = src->bytes_base +
-                                (src->stream ? mig_stream_get_bytes(src->stream) : 0);
+    src->info.ram_transferred = bytes;
+    src->info.multifd_bytes = multifd_bytes;
     src->info.ram_remaining = remaining_pages * MIG_PAGE_SIZE;
-    src->info.ram_normal = src->ram_stats.pages;
-    src->info.ram_duplicate = src->ram_stats.zero_pages;
+    src->info.ram_normal = stats.pages;
+    src->info.ram_duplicate = stats.zero_pages;
     g_mutex_unlock(&src->lock);
 }
 
@@ -127,18 +152,23 @@ static void update_progress(MigSource *src, uint64_t remaining_pages)
 static void throttle(MigSource *src)
 {
     int64_t now = now_ns(), elapsed;
-    uint64_t bytes = mig_stream_get_bytes(src->stream);
+    uint64_t bytes = sent_bytes(src, NULL);
     uint64_t allowed;
 
     if (src->params.max_bandwidth <= 0)
         return;
     elapsed = now - src->rate_start;
+    allowed = (uint64_t)src->params.max_bandwidth * elapsed / 1000000000;
     if (elapsed >= RATE_WINDOW_NS) {
+        /*
+         * A new window. What went over the limit is owed in the next one
+         * (multifd channels write what was queued a little later, so
+         * their excess shows only then); unused credit is not kept.
+         */
         src->rate_start = now;
-        src->rate_bytes = bytes;
+        src->rate_bytes = MIN(bytes, src->rate_bytes + allowed);
         return;
     }
-    allowed = (uint64_t)src->params.max_bandwidth * elapsed / 1000000000;
     if (bytes - src->rate_bytes > allowed) {
         uint64_t need_ns = (bytes - src->rate_bytes) * 1000000000 /
                            (uint64_t)src->params.max_bandwidth;
@@ -151,11 +181,26 @@ static gboolean send_pages(MigSource *src, uint64_t first, uint64_t n, GError **
 {
     if (cancelled(src, error))
         return FALSE;
-    if (!mig_ram_send(src->enc, src->stream, first * MIG_PAGE_SIZE,
-                      src->ram.base + first * MIG_PAGE_SIZE, n, &src->ram_stats, error))
+    if (src->multifd) {
+        if (!mig_multifd_sender_queue(src->multifd, first, n, error))
+            return FALSE;
+    } else if (!mig_ram_send(src->enc, src->stream, first * MIG_PAGE_SIZE,
+                             src->ram.base + first * MIG_PAGE_SIZE, n, &src->ram_stats,
+                             error)) {
         return FALSE;
+    }
     throttle(src);
     return TRUE;
+}
+
+/*
+ * The end of a pass. With multifd, every channel sends a SYNC once all
+ * of the pass is out: the destination applies nothing of the next pass
+ * before it has all of this one (migration-multifd.h).
+ */
+static gboolean end_pass(MigSource *src, GError **error)
+{
+    return !src->multifd || mig_multifd_sender_sync(src->multifd, error);
 }
 
 /* Marks every page with data from @first on (holes are zero on both sides). */
@@ -451,21 +496,26 @@ static void drop_link(MigSource *src)
     }
 }
 
+/* The name the destination's certificate must carry. */
+static const char *tls_peer_name(MigSource *src, const MigUri *uri)
+{
+    if (!src->tls_hostname && uri->kind == MIG_CHANNEL_TCP)
+        return uri->host;
+    return src->tls_hostname;
+}
+
 /*
  * TLS on the connection just made to @uri (file: stays plain, as in
  * QEMU): afterwards src->fd and *@fd are the socket the stream code uses.
  */
 static gboolean start_tls(MigSource *src, const MigUri *uri, int *fd, GError **error)
 {
-    const char *hostname = src->tls_hostname;
     MigTlsLink *link;
     int inner;
 
     if (!src->tls || !mig_uri_is_bidirectional(uri))
         return TRUE;
-    if (!hostname && uri->kind == MIG_CHANNEL_TCP)
-        hostname = uri->host;
-    link = mig_tls_link_new(src->tls, *fd, hostname, &inner, error);
+    link = mig_tls_link_new(src->tls, *fd, tls_peer_name(src, uri), &inner, error);
     if (!link)
         return FALSE;
     g_mutex_lock(&src->lock);
@@ -511,7 +561,7 @@ static gboolean reconnect(MigSource *src, const MigUri *uri, GError **error)
     if (src->link)
         mig_stream_set_tls(src->stream, src->link);
     src->rate_start = now_ns();
-    src->rate_bytes = 0;
+    src->rate_bytes = sent_bytes(src, NULL);
     start_return_path(src, fd);
     return mig_stream_write_header(src->stream, src->ram.size, error) &&
            mig_stream_flush(src->stream, error);
@@ -620,6 +670,12 @@ gboolean mig_source_start_postcopy(MigSource *src, GError **error)
     g_mutex_lock(&src->lock);
     status = src->info.status;
     g_mutex_unlock(&src->lock);
+    /* As QEMU 7.2: a page would have to come on one channel while others still carry it. */
+    if (src->params.multifd) {
+        g_set_error(error, VIREO_ERROR, VIREO_ERROR_FAILED,
+                    "Postcopy is not yet compatible with multifd");
+        return FALSE;
+    }
     if (!mig_uri_is_bidirectional(src->uri)) {
         g_set_error(error, VIREO_ERROR, VIREO_ERROR_FAILED,
                     "post-copy needs a return path: migrate over unix: or tcp:");
@@ -691,6 +747,53 @@ static void set_cpu_throttle(MigSource *src, int percent)
     src->ops->set_throttle(src->opaque, percent);
 }
 
+/*
+ * Header and MULTIFD record on the main connection, then the channels
+ * (migration-multifd.h). The sender is published first, so that a cancel
+ * breaks a connection or handshake that hangs.
+ */
+static gboolean start_multifd(MigSource *src, GError **error)
+{
+    MigMultifdAnnounce a = { .channels = src->params.multifd_channels };
+    uint8_t rec[MIG_MULTIFD_ANNOUNCE_LEN];
+    MigMultifdSender *sender;
+
+    /* Tells this migration's channels from anything else that connects there. */
+    if (getrandom(a.session, sizeof(a.session), 0) != sizeof(a.session)) {
+        for (unsigned i = 0; i < sizeof(a.session); i++)
+            a.session[i] = g_random_int();
+    }
+    mig_multifd_announce_encode(&a, rec);
+    if (!mig_stream_write_header_version(src->stream, MIG_STREAM_VERSION_MULTIFD, src->ram.size,
+                                         error) ||
+        !mig_stream_write_record(src->stream, MIG_RECORD_MULTIFD, rec, sizeof(rec), NULL, 0,
+                                 error) ||
+        !mig_stream_flush(src->stream, error))
+        return FALSE;
+    sender = mig_multifd_sender_new(&src->ram, &a, src->params.zstd_level);
+    g_mutex_lock(&src->lock);
+    src->multifd = sender;
+    g_mutex_unlock(&src->lock);
+    return !cancelled(src, error) &&
+           mig_multifd_sender_connect(sender, src->uri, src->tls, tls_peer_name(src, src->uri),
+                                      error);
+}
+
+/* Ends the channels' threads and connections; their bytes and pages stay counted. */
+static void drop_multifd(MigSource *src)
+{
+    MigMultifdSender *sender;
+
+    if (!src->multifd)
+        return;
+    mig_multifd_sender_add_stats(src->multifd, &src->ram_stats);
+    src->multifd_base += mig_multifd_sender_get_bytes(src->multifd);
+    g_mutex_lock(&src->lock);
+    sender = g_steal_pointer(&src->multifd);
+    g_mutex_unlock(&src->lock);
+    mig_multifd_sender_free(sender);
+}
+
 static gboolean run(MigSource *src, GError **error)
 {
     int64_t t, pass_start, stop_start;
@@ -716,8 +819,10 @@ static gboolean run(MigSource *src, GError **error)
     if (src->link)
         mig_stream_set_tls(src->stream, src->link);
     src->rate_start = now_ns();
-    if (!mig_stream_write_header(src->stream, src->ram.size, error) ||
-        !src->ops->log_start(src->opaque, TRUE, error) ||
+    if (src->params.multifd ? !start_multifd(src, error)
+                            : !mig_stream_write_header(src->stream, src->ram.size, error))
+        return FALSE;
+    if (!src->ops->log_start(src->opaque, TRUE, error) ||
         !src->ops->log_sync(src->opaque, src->dirty, error))
         return FALSE;
     /* Everything goes in the first pass: what was dirty before does not matter. */
@@ -729,8 +834,8 @@ static gboolean run(MigSource *src, GError **error)
     set_status(src, MIG_STATUS_ACTIVE);
 
     pass_start = t;
-    pass_bytes = mig_stream_get_bytes(src->stream);
-    if (!send_all(src, error))
+    pass_bytes = sent_bytes(src, NULL);
+    if (!send_all(src, error) || !end_pass(src, error))
         return FALSE;
     for (;;) {
         int64_t now, expected;
@@ -740,7 +845,7 @@ static gboolean run(MigSource *src, GError **error)
             return FALSE;
         now = now_ns();
         dirty = count_dirty(src);
-        sent = mig_stream_get_bytes(src->stream) - pass_bytes;
+        sent = sent_bytes(src, NULL) - pass_bytes;
         bandwidth = (double)sent / MAX((now - pass_start) / 1e6, 0.001);
         if (src->params.max_bandwidth > 0)
             bandwidth = MIN(bandwidth, src->params.max_bandwidth / 1000.0);
@@ -762,8 +867,8 @@ static gboolean run(MigSource *src, GError **error)
         set_cpu_throttle(src, mig_converge_step(&src->converge, &src->params,
                                                 dirty * MIG_PAGE_SIZE, sent));
         pass_start = now;
-        pass_bytes = mig_stream_get_bytes(src->stream);
-        if (!send_dirty(src, error))
+        pass_bytes = sent_bytes(src, NULL);
+        if (!send_dirty(src, error) || !end_pass(src, error))
             return FALSE;
     }
 
@@ -781,6 +886,9 @@ static gboolean run(MigSource *src, GError **error)
         return run_postcopy(src, state, was_running, stop_start, error);
     }
     if (!src->ops->log_sync(src->opaque, src->dirty, error) || !send_dirty(src, error))
+        return FALSE;
+    /* The channels' END: the destination loads the state once it has read them all. */
+    if (src->multifd && !mig_multifd_sender_finish(src->multifd, error))
         return FALSE;
     flags = was_running ? MIG_STATE_FLAG_RUNNING : 0;
     state_data = g_bytes_get_data(state, &state_len);
@@ -822,6 +930,8 @@ static gpointer source_thread(gpointer opaque)
         update_progress(src, 0);
     if (!ok && src->link)
         mig_tls_link_explain(src->link, &err);
+    /* Shut down and joined before finished(): no channel outlives the migration. */
+    drop_multifd(src);
     /* Before finished(): a source that resumes must run at full speed. */
     set_cpu_throttle(src, 0);
     src->ops->log_start(src->opaque, FALSE, &log_err);
@@ -897,6 +1007,8 @@ void mig_source_cancel(MigSource *src)
     /* Wakes a thread blocked in write() or in the wait for the ack or a new link. */
     if (src->fd >= 0)
         shutdown(src->fd, SHUT_RDWR);
+    if (src->multifd)
+        mig_multifd_sender_shutdown(src->multifd);
     g_cond_broadcast(&src->cond);
     g_mutex_unlock(&src->lock);
     src->ops->status_changed(src->opaque, MIG_STATUS_CANCELLING);

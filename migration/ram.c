@@ -21,7 +21,11 @@ struct MigRamDecoder {
     uint8_t *ram;
     uint64_t size;
     gboolean ram_is_zero;
-    unsigned long *written;     /* pages ever written, when ram_is_zero */
+    /* Pages ever written, when ram_is_zero; atomic bit operations (peers share it). */
+    unsigned long *written;
+    gboolean owns_written;      /* FALSE: a peer's, borrowed */
+    int memfd;                  /* the file behind ram (not owned), or -1 */
+    uint8_t *bounce;            /* zstd output before it goes to memfd */
     ZSTD_DCtx *dctx;
 };
 
@@ -126,37 +130,101 @@ MigRamDecoder *mig_ram_decoder_new(uint8_t *ram, uint64_t size, gboolean ram_is_
     d->ram = ram;
     d->size = size;
     d->ram_is_zero = ram_is_zero;
-    if (ram_is_zero)
+    d->memfd = -1;
+    if (ram_is_zero) {
         d->written = g_new0(unsigned long, (pages + 63) / 64 + 1);
+        d->owns_written = TRUE;
+    }
     return d;
+}
+
+MigRamDecoder *mig_ram_decoder_new_peer(const MigRamDecoder *d)
+{
+    MigRamDecoder *peer = g_new0(MigRamDecoder, 1);
+
+    peer->ram = d->ram;
+    peer->size = d->size;
+    peer->ram_is_zero = d->ram_is_zero;
+    peer->written = d->written;
+    peer->memfd = d->memfd;
+    return peer;
+}
+
+void mig_ram_decoder_set_memfd(MigRamDecoder *d, int memfd)
+{
+    d->memfd = memfd;
 }
 
 void mig_ram_decoder_free(MigRamDecoder *d)
 {
     if (!d)
         return;
-    g_free(d->written);
+    if (d->owns_written)
+        g_free(d->written);
     ZSTD_freeDCtx(d->dctx);
+    g_free(d->bounce);
     g_free(d);
 }
 
 #define BITS_PER_LONG (8 * sizeof(unsigned long))
 
+/*
+ * Relaxed atomics: peers on other threads write other bits of the same
+ * words; the order between passes comes from the caller's barrier.
+ */
 static void mark_written(MigRamDecoder *d, uint64_t first, uint64_t n)
 {
     if (!d->written)
         return;
-    for (uint64_t p = first; p < first + n; p++)
-        d->written[p / BITS_PER_LONG] |= 1UL << (p % BITS_PER_LONG);
+    /* A word at a time: one atomic operation for up to 64 pages. */
+    for (uint64_t p = first; p < first + n;) {
+        unsigned bit = p % BITS_PER_LONG;
+        uint64_t k = MIN(BITS_PER_LONG - bit, first + n - p);
+        unsigned long mask = (k == BITS_PER_LONG ? ~0UL : ((1UL << k) - 1)) << bit;
+
+        __atomic_fetch_or(&d->written[p / BITS_PER_LONG], mask, __ATOMIC_RELAXED);
+        p += k;
+    }
 }
 
 static void zero_pages(MigRamDecoder *d, uint64_t first, uint64_t n)
 {
     for (uint64_t p = first; p < first + n; p++) {
-        if (d->written && !(d->written[p / BITS_PER_LONG] & (1UL << (p % BITS_PER_LONG))))
+        if (d->written && !(__atomic_load_n(&d->written[p / BITS_PER_LONG], __ATOMIC_RELAXED) &
+                            (1UL << (p % BITS_PER_LONG))))
             continue;
         memset(d->ram + p * MIG_PAGE_SIZE, 0, MIG_PAGE_SIZE);
     }
+}
+
+/*
+ * Pages into the memfd by pwrite(): the kernel allocates them in the page
+ * cache without mapping them here. A memcpy() into the fresh mapping
+ * takes a page fault per 4 KiB page instead, which costs more than the
+ * copy itself (1 GiB: 1.3 s by memcpy, 0.7 s by pwrite on the nested
+ * test host); the guest maps them later, as it touches them.
+ */
+static gboolean write_pages(MigRamDecoder *d, uint64_t offset, const uint8_t *data,
+                            uint64_t bytes, GError **error)
+{
+    while (bytes) {
+        ssize_t n = pwrite(d->memfd, data, bytes, (off_t)offset);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            int saved = n < 0 ? errno : ENOSPC;
+
+            g_set_error(error, VIREO_ERROR, VIREO_ERROR_IO,
+                        "cannot write guest RAM at 0x%" G_GINT64_MODIFIER "x: %s",
+                        (guint64)offset, g_strerror(saved));
+            return FALSE;
+        }
+        data += n;
+        offset += n;
+        bytes -= n;
+    }
+    return TRUE;
 }
 
 gboolean mig_ram_decoder_apply(MigRamDecoder *d, const uint8_t *payload, size_t len,
@@ -185,19 +253,33 @@ gboolean mig_ram_decoder_apply(MigRamDecoder *d, const uint8_t *payload, size_t 
     case MIG_RAM_RAW:
         if (data_len != bytes)
             goto bad;
-        memcpy(d->ram + offset, data, bytes);
+        if (d->memfd >= 0) {
+            if (!write_pages(d, offset, data, bytes, error))
+                return FALSE;
+        } else {
+            memcpy(d->ram + offset, data, bytes);
+        }
         break;
     case MIG_RAM_ZSTD: {
+        uint8_t *out = d->ram + offset;
         size_t n;
+
         if (!d->dctx)
             d->dctx = ZSTD_createDCtx();
-        n = ZSTD_decompressDCtx(d->dctx, d->ram + offset, bytes, data, data_len);
+        if (d->memfd >= 0) {
+            if (!d->bounce)
+                d->bounce = g_malloc((size_t)MIG_RAM_MAX_RUN * MIG_PAGE_SIZE);
+            out = d->bounce;
+        }
+        n = ZSTD_decompressDCtx(d->dctx, out, bytes, data, data_len);
         if (ZSTD_isError(n) || n != bytes) {
             g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_STATE,
                         "migration stream: bad zstd data for RAM at 0x%" G_GINT64_MODIFIER "x: %s",
                         (guint64)offset, ZSTD_isError(n) ? ZSTD_getErrorName(n) : "wrong size");
             return FALSE;
         }
+        if (d->memfd >= 0 && !write_pages(d, offset, out, bytes, error))
+            return FALSE;
         break;
     }
     default:

@@ -9,12 +9,13 @@
 #include "vireo/util.h"
 
 #define STREAM_BUF_SIZE (512 * 1024)
-#define HEADER_LEN (8 + 4 + 8)
+#define HEADER_LEN MIG_STREAM_HEADER_LEN
 
 struct MigStream {
     int fd;
     MigTlsLink *tls;            /* or NULL; borrowed: the stream goes through it, not fd */
     gboolean writer;
+    uint32_t version;           /* of the header, once read or written */
     uint8_t *buf;
     size_t fill;                /* writer: bytes queued; reader: bytes buffered */
     size_t pos;                 /* reader: next byte in buf */
@@ -206,14 +207,26 @@ static gboolean put(MigStream *s, const void *data, size_t len, GError **error)
     return TRUE;
 }
 
-gboolean mig_stream_write_header(MigStream *s, uint64_t ram_size, GError **error)
+gboolean mig_stream_write_header_version(MigStream *s, uint32_t version, uint64_t ram_size,
+                                         GError **error)
 {
     uint8_t h[HEADER_LEN];
 
     memcpy(h, MIG_STREAM_MAGIC, 8);
-    vireo_le_store(h + 8, 4, MIG_STREAM_VERSION);
+    vireo_le_store(h + 8, 4, version);
     vireo_le_store(h + 12, 8, ram_size);
+    s->version = version;
     return put(s, h, sizeof(h), error);
+}
+
+gboolean mig_stream_write_header(MigStream *s, uint64_t ram_size, GError **error)
+{
+    return mig_stream_write_header_version(s, MIG_STREAM_VERSION, ram_size, error);
+}
+
+uint32_t mig_stream_get_version(const MigStream *s)
+{
+    return s->version;
 }
 
 gboolean mig_stream_write_record(MigStream *s, MigRecordType type, const void *head,
@@ -311,12 +324,13 @@ gboolean mig_stream_read_header(MigStream *s, uint64_t *ram_size, GError **error
         return FALSE;
     }
     version = vireo_le_load(h + 8, 4);
-    if (version != MIG_STREAM_VERSION) {
+    if (version != MIG_STREAM_VERSION && version != MIG_STREAM_VERSION_MULTIFD) {
         g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_STATE,
-                    "migration stream version %u, this build reads %u", version,
-                    MIG_STREAM_VERSION);
+                    "migration stream version %u, this build reads %u and %u", version,
+                    MIG_STREAM_VERSION, MIG_STREAM_VERSION_MULTIFD);
         return FALSE;
     }
+    s->version = version;
     mig_hasher_update(&s->hash, h, sizeof(h));
     *ram_size = vireo_le_load(h + 12, 8);
     return TRUE;
@@ -330,6 +344,10 @@ static uint32_t record_max(uint8_t type)
     case MIG_RECORD_END: return 8;
     case MIG_RECORD_DISCARD: return MIG_DISCARD_LEN;
     case MIG_RECORD_POSTCOPY: return MIG_STATE_MAX;
+    /* Exact lengths are for the parsers (migration-multifd.h) to check. */
+    case MIG_RECORD_MULTIFD: return 64;
+    case MIG_RECORD_HELLO: return 64;
+    case MIG_RECORD_SYNC: return 64;
     default: return 0;
     }
 }

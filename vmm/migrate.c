@@ -615,6 +615,14 @@ static JsonValue *cmd_migrate(const JsonValue *args, void *opaque, GError **erro
     u = mig_uri_parse(uri, error);
     if (!u)
         return NULL;
+    /* As QEMU: the channels are new connections to where the main one went. */
+    if (params.multifd && u->kind != MIG_CHANNEL_UNIX && u->kind != MIG_CHANNEL_TCP) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC, "multifd is not supported by %s: "
+                    "its channels need unix: or tcp:; turn the capability multifd off",
+                    u->kind == MIG_CHANNEL_FD ? "fd:" : "file:");
+        mig_uri_free(u);
+        return NULL;
+    }
     /* The destination's certificate is checked against a name: tcp: has one. */
     if (tls && tls_creds_get_verify_peer(tls) && !mig->tls_hostname &&
         u->kind != MIG_CHANNEL_TCP && mig_uri_is_bidirectional(u)) {
@@ -786,6 +794,7 @@ static JsonValue *build_info(const MigInfo *info, gboolean outgoing)
     json_object_set_int(ram, "normal-bytes", info->ram_normal * MIG_PAGE_SIZE);
     json_object_set_int(ram, "normal", info->ram_normal);
     json_object_set_int(ram, "postcopy-requests", info->postcopy_requests);
+    json_object_set_int(ram, "multifd-bytes", info->multifd_bytes);
     json_object_set(obj, "ram", ram);
     if (info->error_desc)
         json_object_set_string(obj, "error-desc", info->error_desc);
@@ -918,9 +927,10 @@ static JsonValue *cmd_migrate_set_parameters(const JsonValue *args, void *opaque
 }
 
 /*
- * Capabilities as QEMU names them. auto-converge is the only switch;
- * events and postcopy-ram are always on here (migrate-start-postcopy
- * works without asking first) and cannot be turned off.
+ * Capabilities as QEMU names them. auto-converge and multifd are
+ * switches; events is always on; postcopy-ram is on (migrate-start-postcopy
+ * works without asking first) unless multifd is, as QEMU 7.2 refuses the
+ * two together: it is reported off then, and asking for both fails.
  */
 static JsonValue *cmd_query_migrate_capabilities(const JsonValue *args, void *opaque,
                                                  GError **error)
@@ -932,7 +942,8 @@ static JsonValue *cmd_query_migrate_capabilities(const JsonValue *args, void *op
     } caps[] = {
         { "auto-converge", mig->params.auto_converge },
         { "events", TRUE },
-        { "postcopy-ram", TRUE },
+        { "postcopy-ram", !mig->params.multifd },
+        { "multifd", mig->params.multifd },
     };
     JsonValue *list;
 
@@ -956,6 +967,8 @@ static JsonValue *cmd_migrate_set_capabilities(const JsonValue *args, void *opaq
     Migrate *mig = opaque;
     const JsonValue *list;
     gboolean auto_converge = mig->params.auto_converge;
+    gboolean multifd = mig->params.multifd;
+    int postcopy = -1;          /* postcopy-ram as asked for, or -1 */
 
     if (!qmp_check_args(args, allowed, error))
         return NULL;
@@ -987,7 +1000,11 @@ static JsonValue *cmd_migrate_set_capabilities(const JsonValue *args, void *opaq
             return NULL;
         if (strcmp(name, "auto-converge") == 0) {
             auto_converge = state;
-        } else if (strcmp(name, "events") == 0 || strcmp(name, "postcopy-ram") == 0) {
+        } else if (strcmp(name, "multifd") == 0) {
+            multifd = state;
+        } else if (strcmp(name, "postcopy-ram") == 0) {
+            postcopy = state;
+        } else if (strcmp(name, "events") == 0) {
             if (!state) {
                 g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC,
                             "Capability '%s' is always on in vireo-vmm", name);
@@ -996,11 +1013,23 @@ static JsonValue *cmd_migrate_set_capabilities(const JsonValue *args, void *opaq
         } else {
             g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC,
                         "Capability '%s' is not supported by vireo-vmm "
-                        "(auto-converge, events, postcopy-ram)", name);
+                        "(auto-converge, events, multifd, postcopy-ram)", name);
             return NULL;
         }
     }
+    /* postcopy-ram follows multifd: asking for it with multifd is QEMU's error. */
+    if (postcopy == TRUE && multifd) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC,
+                    "Postcopy is not yet compatible with multifd");
+        return NULL;
+    }
+    if (postcopy == FALSE && !multifd) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC,
+                    "Capability 'postcopy-ram' is always on in vireo-vmm unless multifd is on");
+        return NULL;
+    }
     mig->params.auto_converge = auto_converge;
+    mig->params.multifd = multifd;
     return json_new_object();
 }
 

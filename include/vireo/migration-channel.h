@@ -49,6 +49,12 @@ int mig_channel_connect(const MigUri *uri, GError **error);
 int mig_channel_listen(const MigUri *uri, gboolean *needs_accept, GError **error);
 /* Step two: blocks until the source connects. */
 int mig_channel_accept(int listen_fd, GError **error);
+/*
+ * What mig_channel_connect() and mig_channel_accept() do to every
+ * connection (TCP keepalive and a limit for unacknowledged data; nothing
+ * on other sockets), for connections accepted elsewhere: multifd channels.
+ */
+void mig_channel_watch_link(int fd);
 
 /* Whether the peer can answer (sockets): the source waits for its ack. */
 gboolean mig_uri_is_bidirectional(const MigUri *uri);

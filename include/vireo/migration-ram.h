@@ -56,6 +56,20 @@ typedef struct MigRamDecoder MigRamDecoder;
  * they are neither touched nor allocated.
  */
 MigRamDecoder *mig_ram_decoder_new(uint8_t *ram, uint64_t size, gboolean ram_is_zero);
+/*
+ * Another decoder into @d's RAM, for another thread (multifd channels):
+ * it shares @d's record of the pages written (atomic bit operations), so
+ * a ZERO run on one channel clears a page another channel wrote in an
+ * earlier pass. The caller orders passes (a page is never in two
+ * channels' records of one pass); @d must outlive the peer.
+ */
+MigRamDecoder *mig_ram_decoder_new_peer(const MigRamDecoder *d);
+/*
+ * Data goes into @memfd, the file @ram maps, by pwrite() instead of
+ * through the mapping (much cheaper on RAM never mapped yet; ram.c).
+ * Peers made afterwards do the same.
+ */
+void mig_ram_decoder_set_memfd(MigRamDecoder *d, int memfd);
 void mig_ram_decoder_free(MigRamDecoder *d);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MigRamDecoder, mig_ram_decoder_free)
 

@@ -26,6 +26,13 @@
 
 #define MIG_STREAM_MAGIC "VIREOMIG"
 #define MIG_STREAM_VERSION 1
+/*
+ * A migration over several connections (migration-multifd.h): the main
+ * channel and every other channel start with this version, so a reader
+ * that knows only version 1 refuses it with a clear error. One channel
+ * keeps version 1: saved files read the same in both directions.
+ */
+#define MIG_STREAM_VERSION_MULTIFD 2
 
 typedef enum {
     MIG_RECORD_RAM = 'R',       /* a run of pages (migration-ram.h) */
@@ -38,6 +45,15 @@ typedef enum {
      */
     MIG_RECORD_DISCARD = 'D',
     MIG_RECORD_POSTCOPY = 'P',
+    /*
+     * Version MIG_STREAM_VERSION_MULTIFD only (migration-multifd.h):
+     * MULTIFD, the main channel's first record, announces the channels;
+     * HELLO is every other channel's first record; SYNC ends a pass on
+     * such a channel.
+     */
+    MIG_RECORD_MULTIFD = 'M',
+    MIG_RECORD_HELLO = 'H',
+    MIG_RECORD_SYNC = 'Y',
 } MigRecordType;
 
 /*
@@ -59,6 +75,7 @@ typedef enum {
 /* MIG_RECORD_STATE flags */
 #define MIG_STATE_FLAG_RUNNING 0x01     /* the source VM was running */
 
+#define MIG_STREAM_HEADER_LEN 20        /* magic, u32 version, u64 RAM size */
 #define MIG_RECORD_HEADER_LEN 5
 #define MIG_STATE_MAX (64u * 1024 * 1024)
 #define MIG_RAM_RECORD_MAX (2u * 1024 * 1024 + 64)
@@ -84,7 +101,10 @@ void mig_stream_set_tls(MigStream *s, MigTlsLink *link);
 void mig_stream_free(MigStream *s);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MigStream, mig_stream_free)
 
+/* The header of version MIG_STREAM_VERSION. */
 gboolean mig_stream_write_header(MigStream *s, uint64_t ram_size, GError **error);
+gboolean mig_stream_write_header_version(MigStream *s, uint32_t version, uint64_t ram_size,
+                                         GError **error);
 /* One record whose payload is @head followed by @body (either may be empty). */
 gboolean mig_stream_write_record(MigStream *s, MigRecordType type, const void *head,
                                  size_t head_len, const void *body, size_t body_len,
@@ -93,7 +113,10 @@ gboolean mig_stream_write_record(MigStream *s, MigRecordType type, const void *h
 gboolean mig_stream_write_end(MigStream *s, GError **error);
 gboolean mig_stream_flush(MigStream *s, GError **error);
 
+/* Accepts versions MIG_STREAM_VERSION and MIG_STREAM_VERSION_MULTIFD. */
 gboolean mig_stream_read_header(MigStream *s, uint64_t *ram_size, GError **error);
+/* The version read or written, 0 before the header. */
+uint32_t mig_stream_get_version(const MigStream *s);
 /*
  * The next record. For END the checksum has been verified: an END record
  * is only returned when it matches.

@@ -43,7 +43,13 @@ const char *mig_status_name(MigStatus status);
 typedef struct MigParams {
     int64_t downtime_limit_ms;  /* QEMU's downtime-limit */
     int64_t max_bandwidth;      /* bytes per second, 0 = no limit */
-    int64_t multifd_channels;   /* accepted and reported; one channel is used */
+    /*
+     * QEMU's capability multifd: RAM goes over multifd_channels more
+     * connections beside the main one (migration-multifd.h); unix: and
+     * tcp: only, and never with post-copy.
+     */
+    gboolean multifd;
+    int64_t multifd_channels;
     int zstd_level;             /* 0: no compression (multifd-compression none) */
     /* Auto-converge (QEMU's capability and cpu-throttle-* parameters), percentages. */
     gboolean auto_converge;
@@ -103,7 +109,8 @@ typedef struct MigInfo {
     int64_t downtime;
     int64_t expected_downtime;
     uint64_t ram_total;
-    uint64_t ram_transferred;   /* bytes on the wire */
+    uint64_t ram_transferred;   /* bytes on the wire, all channels */
+    uint64_t multifd_bytes;     /* of which on the multifd channels */
     uint64_t ram_remaining;
     uint64_t ram_normal;        /* pages sent with data */
     uint64_t ram_duplicate;     /* zero pages */
@@ -139,7 +146,8 @@ typedef struct MigSource MigSource;
 
 /*
  * Starts the migration thread: connects to @uri (owned afterwards) and
- * sends. With @tls (client credentials; a reference is taken) a socket
+ * sends; with params->multifd, over that many more connections too (the
+ * caller has checked that @uri is unix: or tcp:). With @tls (client credentials; a reference is taken) a socket
  * carries TLS (migration-tls.h), also the new connections of post-copy
  * recovery; the destination's certificate must name @tls_hostname, or
  * for tcp: without it the URI's host. Files stay plain, as in QEMU.
@@ -197,7 +205,8 @@ typedef struct MigDest MigDest;
 
 /*
  * Starts the receiving thread on @fd (owned): a listening socket when
- * @needs_accept, else the stream itself. @ram starts all zero. With @tls
+ * @needs_accept, else the stream itself. A multifd stream's channels are
+ * accepted on the same listening socket, as many as it announces. @ram starts all zero. With @tls
  * (server credentials; a reference is taken) the source must speak TLS on
  * a socket, also when it connects again for post-copy recovery.
  */

@@ -27,6 +27,16 @@ With --tls, vireo-vmm only: the idle 1 GiB case migrated plain and over TLS
 (tls-creds-x509, certificates made with certtool), same unix sockets, one
 hop per filled VM, plain and TLS in turn; throughput = ram.transferred /
 total time.
+
+With --multifd, both VMMs: the idle 1 GiB case (--cases for others) over
+one connection ("off") and with the capability multifd on both sides and
+multifd-channels 1 and 4 (QEMU's destination gets them with -incoming defer
+before migrate-incoming), each without and with zstd (level 1; QEMU
+compresses only with multifd) and without and with TLS; all rows of a
+repetition in turn, so that a change of the host's load affects them alike.
+Throughput = the pattern's MiB / total time; CPU = user + system seconds of
+both processes during the hop. The pattern is a hash of each word's address,
+incompressible: zstd costs CPU here and saves nothing.
 """
 import argparse
 import os
@@ -72,7 +82,8 @@ def connect_qmp(path, tag, proc, strict, timeout=30):
 class Guest:
     """One migrate-dirty VM under vireo-vmm or QEMU, serial to a file, QMP on a socket."""
 
-    def __init__(self, args, kind, tmp, tag, ram, cmdline, incoming=None, tls=None):
+    def __init__(self, args, kind, tmp, tag, ram, cmdline, incoming=None, tls=None,
+                 multifd=None):
         self.tag = tag
         self.kind = kind
         self.serial_path = os.path.join(tmp, tag + ".serial")
@@ -95,12 +106,30 @@ class Guest:
                    "-serial", "file:" + self.serial_path,
                    "-device", "isa-debug-exit,iobase=0x501,iosize=1",
                    "-qmp", "unix:%s,server=on,wait=off" % qmp]
+            if tls:
+                for endpoint in ("client", "server"):
+                    cmd += ["-object", "tls-creds-x509,id=tls-%s,dir=%s,endpoint=%s" %
+                            (endpoint, tls, endpoint)]
             if incoming:
-                cmd += ["-incoming", incoming]
+                # QEMU's destination takes multifd and TLS before it listens.
+                cmd += ["-incoming", "defer" if (tls or multifd) else incoming]
         self.log = open(os.path.join(tmp, tag + ".log"), "wb")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=self.log)
         self.qmp = connect_qmp(qmp, tag, self.proc, strict=(kind == "vireo"))
+        if kind == "qemu" and incoming and (tls or multifd):
+            if multifd:
+                self.qmp.ok("migrate-set-capabilities", {"capabilities": [
+                    {"capability": "multifd", "state": True}]})
+                self.qmp.ok("migrate-set-parameters", multifd)
+            if tls:
+                self.qmp.ok("migrate-set-parameters", {"tls-creds": "tls-server"})
+            self.qmp.ok("migrate-incoming", {"uri": incoming})
+
+    def cpu_seconds(self):
+        with open("/proc/%d/stat" % self.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def serial(self):
         try:
@@ -162,17 +191,20 @@ def wait_running(guest, timeout=30):
         time.sleep(0.01)
 
 
-def set_params(guest, tls=None):
+def set_params(guest, tls=None, multifd=None):
     c = guest.qmp
     # The transfer alone: no vCPU throttling on either (vireo-vmm's auto-converge is on
     # by default, QEMU's off), no compression (zstd is a vireo-vmm parameter, off by default).
-    caps = ["auto-converge"]
+    caps = ["auto-converge", "multifd"]
     if guest.kind == "qemu":
-        caps += ["compress", "xbzrle", "multifd"]
+        caps += ["compress", "xbzrle"]
     c.ok("migrate-set-capabilities", {"capabilities": [
-        {"capability": cap, "state": False} for cap in caps]})
+        {"capability": cap, "state": cap == "multifd" and multifd is not None and
+         "multifd-channels" in multifd} for cap in caps]})
     c.ok("migrate-set-parameters", {"downtime-limit": DOWNTIME_LIMIT_MS,
                                     "max-bandwidth": MAX_BANDWIDTH})
+    if multifd:
+        c.ok("migrate-set-parameters", multifd)
     if tls:
         c.ok("migrate-set-parameters", {"tls-creds": "tls-client", "tls-hostname": "localhost"})
 
@@ -185,12 +217,13 @@ def guest_cmdline(args, pattern_mib, idle):
     return "mem=%d rate=%d seconds=100000" % (pattern_mib, kib)
 
 
-def run_case(args, tmp, kind, case, tls=None, rep=0):
-    """Fills one VM, migrates it args.runs times; returns (hops, MB/s dirtied, error)."""
+def run_case(args, tmp, kind, case, tls=None, rep=0, multifd=None, label=""):
+    """Fills one VM, migrates it args.runs times; returns (hops, MB/s dirtied, error).
+    @multifd: migration parameters (multifd-channels turns the capability on)."""
     name, ram, pattern_mib, idle = case
     # Unique per case (and repetition): vireo-vmm appends to an existing --serial file.
-    tag = "%s-%s-%s%s%s" % (kind, ram, "idle" if idle else "dirty", "-tls" if tls else "",
-                            "-%d" % rep if rep else "")
+    tag = "%s-%s-%s%s%s%s" % (kind, ram, "idle" if idle else "dirty", "-tls" if tls else "",
+                              label, "-%d" % rep if rep else "")
     cmdline = guest_cmdline(args, pattern_mib, idle)
     cur = Guest(args, kind, tmp, tag + "-0", ram, cmdline, tls=tls)
     hops, rate, error = [], None, None
@@ -203,17 +236,21 @@ def run_case(args, tmp, kind, case, tls=None, rep=0):
             rate = dirty_rate(cur, 4)
         for i in range(1, args.runs + 1):
             sock = os.path.join(tmp, "%s-%d.sock" % (tag, i))
+            mf_dst = multifd if multifd and "multifd-channels" in multifd else None
             dst = Guest(args, kind, tmp, "%s-%d" % (tag, i), ram, cmdline, "unix:" + sock,
-                        tls=tls)
+                        tls=tls, multifd=mf_dst)
             try:
-                set_params(cur, tls)
+                set_params(cur, tls, multifd)
+                cpu0 = cur.cpu_seconds() + dst.cpu_seconds()
                 cur.qmp.ok("migrate", {"uri": "unix:" + sock})
                 info = wait_migration(cur.qmp, args.timeout)
+                cpu = cur.cpu_seconds() + dst.cpu_seconds() - cpu0
                 if info["status"] != "completed":
                     error = "hop %d: %s" % (i, info["status"])
                     dst.kill()
                     break
-                hops.append((info["total-time"], info["downtime"], info["ram"]["transferred"]))
+                hops.append((info["total-time"], info["downtime"], info["ram"]["transferred"],
+                             cpu))
                 wait_running(dst)
             except BaseException:
                 dst.kill()
@@ -253,7 +290,7 @@ def bench_live(args, tmp):
             med = ([statistics.median(col) for col in zip(*hops)]
                    if len(hops) == args.runs else None)
             row[kind] = (med, rate, error, hops)
-            print("  %-12s %-6s hops (total ms, downtime ms, bytes): %s%s%s" % (
+            print("  %-12s %-6s hops (total ms, downtime ms, bytes, CPU s): %s%s%s" % (
                 case[0], kind, hops, "" if rate is None else ", dirtying %.0f MB/s" % rate,
                 "" if not error else ", FAILED: " + error), flush=True)
         results.append((case, row))
@@ -323,7 +360,7 @@ def bench_tls(args, tmp):
             if error:
                 errors.append("%s: %s" % (name, error))
     for name, h in hops.items():
-        print("  %-6s hops (total ms, downtime ms, bytes): %s" % (name, h), flush=True)
+        print("  %-6s hops (total ms, downtime ms, bytes, CPU s): %s" % (name, h), flush=True)
     for e in errors:
         print("  FAILED: " + e)
     print()
@@ -339,6 +376,67 @@ def bench_tls(args, tmp):
     if len(med) == 2:
         print("TLS / plain throughput: %.2f" % ((med["TLS"][2] / med["TLS"][0]) /
                                                 (med["plain"][2] / med["plain"][0])))
+
+
+# (label, multifd parameters or None for one connection); QEMU compresses only with multifd.
+MULTIFD_ROWS = [("off", None), ("off+zstd", {"multifd-compression": "zstd"}),
+                ("1", {"multifd-channels": 1, "multifd-compression": "none"}),
+                ("1+zstd", {"multifd-channels": 1, "multifd-compression": "zstd"}),
+                ("4", {"multifd-channels": 4, "multifd-compression": "none"}),
+                ("4+zstd", {"multifd-channels": 4, "multifd-compression": "zstd"})]
+
+
+def bench_multifd(args, tmp):
+    pki = make_pki(tmp)
+    if not pki:
+        print("TLS rows skipped: no certtool (gnutls-bin)")
+    cases = [c for c in CASES if c[0] in args.cases]
+    one = argparse.Namespace(**vars(args))
+    one.runs = 1
+    rows = [(label, mf, tls) for tls in ([None, pki] if pki else [None])
+            for label, mf in MULTIFD_ROWS]
+    for case in cases:
+        print("== %s over unix sockets: one connection or multifd, vireo-vmm and QEMU, median "
+              "of %d ==" % (case[0], args.runs), flush=True)
+        hops = {}
+        errors = []
+        for i in range(args.runs):
+            for label, mf, tls in rows:
+                for kind in ("vireo", "qemu"):
+                    name = (label + (" TLS" if tls else ""), kind)
+                    if kind == "qemu" and label == "off+zstd":
+                        continue        # QEMU's zstd is multifd's
+                    try:
+                        h, _, error = run_case(one, tmp, kind, case, tls, rep=i, multifd=mf,
+                                               label="-mfd-" + label.replace("+", "-"))
+                    except (RuntimeError, OSError, TestFailure) as e:
+                        h, error = [], str(e)
+                    hops.setdefault(name, []).extend(h)
+                    if error:
+                        errors.append("%s %s: %s" % (name[1], name[0], error))
+                    print("  %-12s %-6s (total ms, downtime ms, bytes, CPU s): %s%s" %
+                          (name[0], kind, h, ", FAILED: " + error if error else ""), flush=True)
+        for e in errors:
+            print("  FAILED: " + e)
+        print()
+        print("%-12s %25s %25s %12s" % ("", "vireo-vmm", "QEMU 7.2 (microvm)", "vireo/QEMU"))
+        print("%-12s %8s %8s %7s %8s %8s %7s %12s" % ("channels", "total", "MiB/s", "CPU s",
+                                                      "total", "MiB/s", "CPU s", "total"))
+        for label, mf, tls in rows:
+            name = label + (" TLS" if tls else "")
+            cells, med = [], {}
+            for kind in ("vireo", "qemu"):
+                h = hops.get((name, kind))
+                if not h:
+                    cells += ["%8s %8s %7s" % ("n/a", "", "")]
+                    continue
+                m = med[kind] = [statistics.median(col) for col in zip(*h)]
+                cells += ["%8.0f %8.0f %7.2f" % (m[0], case[2] / (m[0] / 1e3), m[3])]
+            ratio = ("%11.2fx" % (med["vireo"][0] / med["qemu"][0])
+                     if len(med) == 2 else "%12s" % "n/a")
+            print("%-12s %s %s %s" % (name, cells[0], cells[1], ratio))
+        print("total = query-migrate total-time in ms; MiB/s = %d MiB of pattern / total; "
+              "CPU s = both processes, user + system" % case[2])
 
 
 def start_untouched(vmm, guest, tmp, tag, extra=()):
@@ -390,7 +488,12 @@ def main():
                    help="comma-separated subset of: " + ", ".join(c[0] for c in CASES))
     p.add_argument("--tls", action="store_true",
                    help="only vireo-vmm's idle 1 GiB case, plain beside TLS")
+    p.add_argument("--multifd", action="store_true",
+                   help="one connection and multifd 1 and 4, zstd and TLS, both VMMs "
+                        "(the idle 1 GiB case unless --cases)")
     args = p.parse_args()
+    if args.multifd and not any(a.startswith("--cases") for a in sys.argv):
+        args.cases = "1 GiB idle"
     args.cases = args.cases.split(",")
     args.vmm = os.path.join(args.build, "vmm", "vireo-vmm")
     args.guest = os.path.join(args.build, "tests", "guest", "migrate-dirty.elf")
@@ -400,6 +503,16 @@ def main():
         tmp = tempfile.mkdtemp(prefix="vireo-bench-migrate-")
         try:
             bench_tls(args, tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return 0
+    if args.multifd:
+        if shutil.which("qemu-system-x86_64") is None:
+            print("multifd benchmark skipped: no qemu-system-x86_64")
+            return 0
+        tmp = tempfile.mkdtemp(prefix="vireo-bench-migrate-")
+        try:
+            bench_multifd(args, tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return 0

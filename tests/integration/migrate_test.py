@@ -51,6 +51,24 @@ MODE:
             and the guest finishes there
   tls-postcopy  postcopy-recover over TLS: post-copy with its return path,
             the cut link, and both recoveries on new TLS connections
+  multifd   the capability and its refusals (post-copy, file:, fd:); a
+            dirtying guest over 4 channels on unix: with a bandwidth limit
+            that makes several passes, to a -S destination whose RAM
+            checksum equals the source's; then from there over tcp: with
+            zstd to a destination set up as QEMU's (--incoming defer,
+            migrate-set-capabilities multifd, migrate-incoming); the guest
+            finishes there
+  multifd-tls  4 channels over TLS through a TCP relay that records every
+            connection: a plain stray connection refused meanwhile, no RAM
+            pattern in any connection, RAM checksums equal
+  multifd-fail  migrate_cancel, a killed destination, one channel cut by a
+            relay, a destination that takes the main connection and then
+            stops listening: each fails cleanly, the source runs on, the
+            destination exits non-zero
+  multifd-stray  connections of others while the destination waits for the
+            channels (garbage, another session, a silent one, a duplicate
+            channel): each refused with a warning, the migration completes;
+            RAM went on the channels, not on the main connection
 
 The guest (tests/guest/migrate-dirty.c) verifies its whole RAM pattern
 every pass at CPL3 and prints "VIREO-GUEST: error: ..." on any mismatch.
@@ -856,6 +874,404 @@ def test_tls(args, tmp, vms):
     dst.expect_pass()
 
 
+def set_multifd(c, on, channels=None):
+    c.ok("migrate-set-capabilities", {"capabilities": [{"capability": "multifd", "state": on}]})
+    check(capabilities(c)["multifd"] is on, "multifd did not change")
+    if channels:
+        c.ok("migrate-set-parameters", {"multifd-channels": channels})
+
+
+def check_multifd_info(info, what):
+    ram = info["ram"]
+    check(ram["multifd-bytes"] > 0.9 * ram["transferred"],
+          "%s: %d of %d bytes on the multifd channels" % (what, ram["multifd-bytes"],
+                                                          ram["transferred"]))
+
+
+def test_multifd(args, tmp, vms):
+    src = Vm(args, tmp, "src", cmdline="seconds=12 dirty=512")
+    vms.append(src)
+    c = src.connect()
+    caps = capabilities(c)
+    check(caps.get("multifd") is False and caps.get("postcopy-ram") is True,
+          "default capabilities: %r" % caps)
+    err = c.error("migrate-set-capabilities", {"capabilities": [
+        {"capability": "multifd", "state": True}, {"capability": "postcopy-ram", "state": True}]})
+    check("Postcopy is not yet compatible with multifd" in err["desc"], "both: %r" % err)
+    set_multifd(c, True, 4)
+    caps = capabilities(c)
+    check(caps["postcopy-ram"] is False, "postcopy-ram with multifd: %r" % caps)
+    err = c.error("migrate-set-capabilities",
+                  {"capabilities": [{"capability": "postcopy-ram", "state": True}]})
+    check("not yet compatible" in err["desc"], "postcopy-ram after multifd: %r" % err)
+    check(c.ok("query-migrate-parameters")["multifd-channels"] == 4, "multifd-channels")
+    for uri in ("file:" + os.path.join(tmp, "x.state"), "fd:0"):
+        err = c.error("migrate", {"uri": uri})
+        check("multifd is not supported by" in err["desc"], "migrate %s: %r" % (uri, err))
+    check(not os.path.exists(os.path.join(tmp, "x.state")), "file: was created")
+    src.wait_serial(FILLED)
+
+    # 4 channels over unix:, limited so that the dirtying guest takes several passes.
+    sock = os.path.join(tmp, "mig.sock")
+    dst = Vm(args, tmp, "dst", ["--incoming", "unix:" + sock, "-S"])
+    vms.append(dst)
+    d = dst.connect()
+    c.ok("migrate-set-parameters", {"max-bandwidth": 48 << 20, "downtime-limit": 20})
+    c.ok("migrate", {"uri": "unix:" + sock})
+    wait_migration(c, ("active",))
+    err = c.error("migrate-start-postcopy")
+    check("not yet compatible with multifd" in err["desc"], "post-copy with multifd: %r" % err)
+    info = wait_migration(c)
+    check(info["status"] == "completed", "multifd migration: %r" % info)
+    check(info["ram"]["dirty-sync-count"] >= 3, "too few passes to tell: %r" % info)
+    check_multifd_info(info, "unix: hop")
+    wait_dest_status(src, "postmigrate")
+    check_events(c, "completed")
+    wait_dest_status(dst, "paused")
+    dinfo = d.ok("query-migrate")
+    check(dinfo["status"] == "completed" and
+          dinfo["ram"]["transferred"] == info["ram"]["transferred"] and
+          dinfo["ram"]["multifd-bytes"] == info["ram"]["multifd-bytes"],
+          "destination's figures %r, source's %r" % (dinfo, info))
+    a = c.ok("x-vireo-ram-checksum")
+    b = d.ok("x-vireo-ram-checksum")
+    check(a == b, "RAM differs: source %r, destination %r" % (a, b))
+    log("4 channels over unix: %d passes, total %d ms, downtime %d ms, %d bytes (%d on the "
+        "channels); RAM checksum %s matches" %
+        (info["ram"]["dirty-sync-count"], info["total-time"], info["downtime"],
+         info["ram"]["transferred"], info["ram"]["multifd-bytes"], a["checksum"]))
+    src.quit()
+    d.ok("cont")
+    dst.wait_serial("VIREO-GUEST: progress")
+
+    # On over tcp: with zstd; the destination asks for multifd as QEMU's would (no effect:
+    # the stream announces its channels).
+    port = free_port()
+    dst2 = Vm(args, tmp, "dst2", ["--incoming", "defer", "-S"])
+    vms.append(dst2)
+    d2 = dst2.connect()
+    set_multifd(d2, True, 4)
+    d2.ok("migrate-incoming", {"uri": "tcp:127.0.0.1:%d" % port})
+    set_multifd(d, True, 4)
+    info = migrate(dst, dst2, "tcp:127.0.0.1:%d" % port,
+                   {"max-bandwidth": 0, "multifd-compression": "zstd"})
+    check_multifd_info(info, "tcp: hop")
+    wait_dest_status(dst2, "paused")
+    a = d.ok("x-vireo-ram-checksum")
+    b = d2.ok("x-vireo-ram-checksum")
+    check(a == b, "RAM differs after the zstd hop: %r vs %r" % (a, b))
+    dst.quit()
+    d2.ok("cont")
+    dst2.expect_pass()
+
+
+class MultiRelay:
+    """A TCP forwarder for every connection a source makes (the main one, then its
+    channels): records what each carries from the source, can cut one; @before_channels
+    and @after_first_channel run while the source's second connection waits, before and
+    after it is forwarded, to connect strays to the destination."""
+
+    def __init__(self, target_port, before_channels=None, after_first_channel=None):
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.target = ("127.0.0.1", target_port)
+        self.conns = []
+        self.extra = []
+        self.hooks = (before_channels, after_first_channel)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                a, _ = self.listener.accept()
+                if len(self.conns) == 1 and self.hooks[0]:
+                    self.hooks[0](self)
+                b = socket.create_connection(self.target)
+            except OSError:
+                return
+            rec = []
+            self.conns.append((a, b, rec))
+            for x, y, r in ((a, b, rec), (b, a, None)):
+                threading.Thread(target=Relay._pump, args=(x, y, r), daemon=True).start()
+            if len(self.conns) == 2 and self.hooks[1]:
+                self.hooks[1](self)
+
+    def stray(self, data):
+        s = socket.create_connection(self.target)
+        if data:
+            s.sendall(data)
+        self.extra.append(s)
+        return s
+
+    def session(self):
+        """The main connection's MULTIFD record: header (20), 'M' + length (5), u16 channels,
+        session (16)."""
+        deadline = time.monotonic() + 10
+        while True:
+            data = b"".join(self.conns[0][2]) if self.conns else b""
+            if len(data) >= 43:
+                check(data[20:21] == b"M", "no MULTIFD record: %r" % data[:43])
+                return struct.unpack("<H", data[25:27])[0], data[27:43]
+            check(time.monotonic() < deadline, "no MULTIFD record from the source")
+            time.sleep(0.01)
+
+    def cut(self, i):
+        for s in self.conns[i][:2]:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.listener.close()
+        for conn in self.conns:
+            for s in conn[:2]:
+                s.close()
+        for s in self.extra:
+            s.close()
+
+
+def channel_hello(session, index, channels, ram=128 << 20):
+    return (b"VIREOMIG" + struct.pack("<IQ", 2, ram) + b"H" + struct.pack("<I", 20) + session +
+            struct.pack("<HH", index, channels))
+
+
+def test_multifd_tls(args, tmp, vms):
+    pki, _ = make_pki(tmp)
+    # Idle after the fill: the pattern stays generation 1, which the test can compute.
+    src = Vm(args, tmp, "src", tls_object(pki, "client"), cmdline="seconds=10 dirty=0")
+    vms.append(src)
+    c = src.connect()
+    port = free_port()
+    dst = Vm(args, tmp, "dst", tls_incoming(pki) + ["--incoming", "tcp:127.0.0.1:%d" % port,
+                                                    "-S"])
+    vms.append(dst)
+    d = dst.connect()
+    set_multifd(c, True, 4)
+    c.ok("migrate-set-parameters", {"tls-creds": "tls0", "max-bandwidth": 8 << 20})
+    src.wait_serial("migrate-dirty: idle")
+    # Cancelled in the middle: the source runs on with no channel, pump thread or fd left.
+    pid = src.proc.pid
+    before = len(os.listdir("/proc/%d/task" % pid)), len(os.listdir("/proc/%d/fd" % pid))
+    cport = free_port()
+    cdst = Vm(args, tmp, "cancel-dst", tls_incoming(pki) + ["--incoming",
+                                                           "tcp:127.0.0.1:%d" % cport])
+    vms.append(cdst)
+    cdst.connect()
+    c.ok("migrate", {"uri": "tcp:127.0.0.1:%d" % cport})
+    wait_migration(c, ("active",))
+    time.sleep(0.5)
+    c.ok("migrate_cancel")
+    info = wait_migration(c, timeout=10)
+    check(info["status"] == "cancelled", "cancel of a TLS multifd migration: %r" % info)
+    wait_dest_status(src, "running")
+    check(cdst.wait_exit() != 0, "destination exited with 0 after a cancel")
+    deadline = time.monotonic() + 5
+    while (len(os.listdir("/proc/%d/task" % pid)), len(os.listdir("/proc/%d/fd" % pid))) != before:
+        check(time.monotonic() < deadline, "threads and fds left after the cancel: %r, before %r"
+              % ((len(os.listdir("/proc/%d/task" % pid)), len(os.listdir("/proc/%d/fd" % pid))),
+                 before))
+        time.sleep(0.05)
+    log("cancelled in the middle of 4 TLS channels: %s" %
+        cdst.stderr_text().strip().splitlines()[-1])
+    c.events.clear()
+    c.ok("migrate-set-parameters", {"max-bandwidth": 0})
+    # A plain connection among the channels: it does not speak TLS, it is refused.
+    relay = MultiRelay(port, before_channels=lambda r: r.stray(b"VIREOMIG"))
+    info = migrate(src, dst, "tcp:127.0.0.1:%d" % relay.port)
+    check_multifd_info(info, "TLS")
+    check(len(relay.conns) == 5, "%d connections, expected 5" % len(relay.conns))
+    for i, (_, _, rec) in enumerate(relay.conns):
+        size, seen, total = patterns_seen(rec)
+        check(seen == 0, "connection %d: %d of %d RAM patterns in %d bytes" %
+              (i, seen, total, size))
+        check(i == 0 or size > 1 << 20, "channel %d carried only %d bytes" % (i, size))
+    wait_dest_status(dst, "paused")
+    a = c.ok("x-vireo-ram-checksum")
+    b = d.ok("x-vireo-ram-checksum")
+    check(a == b, "RAM differs: source %r, destination %r" % (a, b))
+    err = dst.stderr_text()
+    check("refused a connection" in err and "does not speak TLS" in err,
+          "the plain stray: %r" % err)
+    log("4 TLS channels: no RAM pattern in %s bytes; stray: %s" %
+        ([patterns_seen(rec)[0] for _, _, rec in relay.conns],
+         err.strip().splitlines()[-1]))
+    relay.close()
+    src.quit()
+    d.ok("cont")
+    dst.expect_pass()
+
+
+def test_multifd_fail(args, tmp, vms):
+    src = Vm(args, tmp, "src", cmdline="seconds=16")
+    vms.append(src)
+    c = src.connect()
+    set_multifd(c, True, 4)
+    src.wait_serial(FILLED)
+    sock = os.path.join(tmp, "mig.sock")
+
+    def resources():
+        """The source's threads and open fds: a failed migration leaves none behind."""
+        pid = src.proc.pid
+        return len(os.listdir("/proc/%d/task" % pid)), len(os.listdir("/proc/%d/fd" % pid))
+
+    baseline = resources()
+
+    def failed(what, info, dst, want_dst):
+        check(src.status() == "running", "%s: source is %s" % (what, src.status()))
+        deadline = time.monotonic() + 5
+        while resources() != baseline:
+            check(time.monotonic() < deadline, "%s: source threads and fds %r, before %r" %
+                  (what, resources(), baseline))
+            time.sleep(0.05)
+        status = dst.wait_exit() if dst else 1
+        check(status != 0, "%s: the destination exited with 0" % what)
+        if dst:
+            err = dst.stderr_text()
+            check("incoming migration failed" in err and want_dst in err,
+                  "%s: destination stderr %r lacks %r" % (what, err, want_dst))
+        log("%s: source %s (%s), runs on; destination exited with %d%s" %
+            (what, info["status"], info.get("error-desc", ""), status,
+             ": " + dst.stderr_text().strip().splitlines()[-1] if dst else ""))
+        c.events.clear()
+
+    # Cancelled in the middle (8 MiB/s).
+    dst = Vm(args, tmp, "cancel-dst", ["--incoming", "unix:" + sock])
+    vms.append(dst)
+    dst.connect()
+    c.ok("migrate-set-parameters", {"max-bandwidth": 8 << 20})
+    c.ok("migrate", {"uri": "unix:" + sock})
+    wait_migration(c, ("active",))
+    time.sleep(0.5)
+    c.ok("migrate_cancel")
+    info = wait_migration(c, timeout=10)
+    check(info["status"] == "cancelled", "after migrate_cancel: %r" % info)
+    check_events(c, "cancelled")
+    failed("cancelled", info, dst, "")
+
+    # The destination killed in the middle.
+    dst = Vm(args, tmp, "killed-dst", ["--incoming", "unix:" + sock])
+    vms.append(dst)
+    dst.connect()
+    c.ok("migrate", {"uri": "unix:" + sock})
+    wait_migration(c, ("active",))
+    time.sleep(0.3)
+    dst.proc.kill()
+    info = wait_migration(c, timeout=10)
+    check(info["status"] == "failed" and "multifd channel" in info.get("error-desc", ""),
+          "after killing the destination: %r" % info)
+    check_events(c, "failed")
+    failed("destination killed", info, None, "")
+
+    # One channel cut (a relay between): both ends fail.
+    port = free_port()
+    dst = Vm(args, tmp, "cut-dst", ["--incoming", "tcp:127.0.0.1:%d" % port])
+    vms.append(dst)
+    dst.connect()
+    relay = MultiRelay(port)
+    c.ok("migrate", {"uri": "tcp:127.0.0.1:%d" % relay.port})
+    wait_migration(c, ("active",))
+    time.sleep(0.5)
+    relay.cut(2)
+    info = wait_migration(c, timeout=10)
+    check(info["status"] == "failed" and "multifd channel" in info.get("error-desc", ""),
+          "after a channel was cut: %r" % info)
+    failed("channel 1 cut", info, dst, "multifd channel")
+    relay.close()
+
+    # The main connection goes through, the channels cannot connect.
+    fake = socket.socket(socket.AF_UNIX)
+    fake.bind(sock + ".fake")
+    fake.listen(1)
+    c.ok("migrate", {"uri": "unix:" + sock + ".fake"})
+    main, _ = fake.accept()
+    fake.close()
+    os.unlink(sock + ".fake")
+    info = wait_migration(c, timeout=10)
+    # Refused; a channel that came before the listener closed is reset instead.
+    check(info["status"] == "failed" and "multifd channel " in info.get("error-desc", ""),
+          "channels that cannot connect: %r" % info)
+    main.close()
+    failed("channels cannot connect", info, None, "")
+    c.ok("migrate-set-parameters", {"max-bandwidth": 0})
+
+    # A source that announces channels and goes away: the destination gives up at once.
+    session = os.urandom(16)
+    announce = (b"VIREOMIG" + struct.pack("<IQ", 2, 128 << 20) + b"M" + struct.pack("<IH", 18, 4) +
+                session)
+    for what, data, want in (
+            ("source gone after its announce", announce, "truncated"),
+            ("HELLO on the main connection", announce + channel_hello(session, 0, 4)[20:],
+             "unexpected 'H' section on the main channel"),
+            ("no MULTIFD record", announce[:20] + b"S\x01\x00\x00\x00\x00", "not MULTIFD"),
+            ("5000 channels", announce[:25] + struct.pack("<H", 5000) + session,
+             "announces 5000 multifd channels")):
+        path = os.path.join(tmp, "fake.sock")
+        dst = Vm(args, tmp, "fake-" + what.split()[0], ["--incoming", "unix:" + path])
+        vms.append(dst)
+        dst.connect()
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(path)
+        t0 = time.monotonic()
+        s.sendall(data)
+        s.close()
+        status = dst.wait_exit()
+        err = dst.stderr_text()
+        check(status == 1 and want in err, "%s: status %d, stderr %r" % (what, status, err))
+        check(time.monotonic() - t0 < 5, "%s: the destination took %.1f s to give up" %
+              (what, time.monotonic() - t0))
+        log("%s: %s" % (what, err.strip().splitlines()[-1]))
+    src.expect_pass()
+
+
+def test_multifd_stray(args, tmp, vms):
+    src = Vm(args, tmp, "src", cmdline="seconds=12 dirty=0")
+    vms.append(src)
+    c = src.connect()
+    port = free_port()
+    dst = Vm(args, tmp, "dst", ["--incoming", "tcp:127.0.0.1:%d" % port, "-S"])
+    vms.append(dst)
+    d = dst.connect()
+    set_multifd(c, True, 4)
+    src.wait_serial("migrate-dirty: idle")
+
+    def before(relay):
+        channels, session = relay.session()
+        relay.stray(b"GET / HTTP/1.1\r\nHost: example\r\n\r\n")
+        relay.stray(channel_hello(bytes(16), 0, channels))
+        relay.stray(b"")                                    # says nothing
+
+    def after(relay):
+        channels, session = relay.session()
+        relay.stray(channel_hello(session, 0, channels))    # channel 0 again
+
+    relay = MultiRelay(port, before, after)
+    info = migrate(src, dst, "tcp:127.0.0.1:%d" % relay.port, {"max-bandwidth": 0})
+    check_multifd_info(info, "strays")
+    wait_dest_status(dst, "paused")
+    a = c.ok("x-vireo-ram-checksum")
+    b = d.ok("x-vireo-ram-checksum")
+    check(a == b, "RAM differs: source %r, destination %r" % (a, b))
+    err = dst.stderr_text()
+    for want in ("bad magic", "another migration", "said nothing", "channel 0 connected twice"):
+        check(want in err, "destination stderr lacks %r: %r" % (want, err))
+    check(err.count("refused a connection") == 4, "refusals: %r" % err)
+    # RAM went on the channels: the pattern is there, and not on the main connection.
+    sizes = [patterns_seen(rec) for _, _, rec in relay.conns]
+    check(sizes[0][1] == 0 and sizes[0][0] < 64 << 10, "main connection: %r" % (sizes[0],))
+    check(sum(seen for _, seen, _ in sizes[1:]) > 0, "no RAM pattern on the channels: %r" % sizes)
+    log("4 strays refused: %s" % "; ".join(
+        line.split("refused a connection: ")[1] for line in err.splitlines()
+        if "refused a connection" in line))
+    log("bytes per connection (main first): %r" % [x[0] for x in sizes])
+    relay.close()
+    src.quit()
+    d.ok("cont")
+    dst.expect_pass()
+
+
 def test_tls_postcopy(args, tmp, vms):
     pki, _ = make_pki(tmp)
     test_postcopy_recover(args, tmp, vms, tls=pki)
@@ -971,7 +1387,9 @@ def test_virtio(args, tmp, vms):
 TESTS = {"autoconverge": test_autoconverge, "precopy": test_precopy, "file": test_file, "cancel": test_cancel,
          "pingpong": test_pingpong, "errors": test_errors, "virtio": test_virtio, "virtio-blk": test_virtio,
          "postcopy": test_postcopy, "postcopy-recover": test_postcopy_recover, "shared-disk": test_shared_disk,
-         "tls": test_tls, "tls-postcopy": test_tls_postcopy}
+         "tls": test_tls, "tls-postcopy": test_tls_postcopy, "multifd": test_multifd,
+         "multifd-tls": test_multifd_tls, "multifd-fail": test_multifd_fail,
+         "multifd-stray": test_multifd_stray}
 
 
 def main():
@@ -985,7 +1403,7 @@ def main():
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         log("SKIP: /dev/kvm is not usable")
         return SKIP
-    if args.mode.startswith("tls") and not shutil.which("certtool"):
+    if "tls" in args.mode and not shutil.which("certtool"):
         log("SKIP: no certtool (gnutls-bin)")
         return SKIP
     tmp = tempfile.mkdtemp(prefix="vireo-migrate-test-")
