@@ -19,8 +19,8 @@
 /* virDomainMigrateFlags */
 enum { MIG_LIVE = 1, MIG_PEER2PEER = 2, MIG_PERSIST_DEST = 8, MIG_UNDEFINE_SOURCE = 16,
        MIG_PAUSED = 32, MIG_COMPRESSED = 2048, MIG_POSTCOPY = 1 << 15, MIG_TLS = 1 << 16,
-       MIG_POSTCOPY_RESUME = 1 << 19 };
-enum { TP_ULLONG = 4, TP_STRING = 7 };
+       MIG_PARALLEL = 1 << 17, MIG_POSTCOPY_RESUME = 1 << 19 };
+enum { TP_INT = 1, TP_ULLONG = 4, TP_STRING = 7 };
 #define EVACUATE_DEFAULT_BATCH 10
 
 typedef struct Migration {
@@ -31,13 +31,14 @@ typedef struct Migration {
     guint64 bandwidth;          /* MiB/s, 0: none given */
     const char *migrateuri;
     const char *tls_destination;
+    guint parallel;             /* connections, 0: none given */
     GError *error;
     gint done;                  /* atomic */
 } Migration;
 
 static gboolean migration_run(Migration *m)
 {
-    RemoteTypedParam params[3];
+    RemoteTypedParam params[4];
     RemoteDomainMigratePerform3ParamsArgs a = {
         .dom = m->dom, .dconnuri = (char *)m->desturi, .params = params, .flags = m->flags,
     };
@@ -49,6 +50,10 @@ static gboolean migration_run(Migration *m)
     if (m->migrateuri)
         params[a.n_params++] = (RemoteTypedParam) {
             .field = "migrate_uri", .value = { .type = TP_STRING, .u.s = (char *)m->migrateuri } };
+    if (m->parallel)
+        params[a.n_params++] = (RemoteTypedParam) {
+            .field = "parallel.connections",
+            .value = { .type = TP_INT, .u.i = (gint32)m->parallel } };
     if (m->tls_destination)
         params[a.n_params++] = (RemoteTypedParam) {
             .field = "tls.destination",
@@ -122,6 +127,9 @@ static const CliOptDef opts_migrate[] = {
     { "postcopy-after-precopy", CLI_OPT_BOOL, 0,
       "automatically switch to post-copy migration after one pass of pre-copy", 0 },
     { "postcopy-resume", CLI_OPT_BOOL, 0, "resume failed post-copy migration", 0 },
+    { "parallel", CLI_OPT_BOOL, 0, "enable parallel migration", 0 },
+    { "parallel-connections", CLI_OPT_INT, 0,
+      "number of connections for parallel migration", 0 },
     { "domain", CLI_OPT_STRING, CLI_OPT_REQUIRED | CLI_OPT_POSITIONAL | CLI_OPT_DOMAIN,
       "domain name, id or uuid", CLI_LIST_ACTIVE },
     { "desturi", CLI_OPT_STRING, CLI_OPT_REQUIRED | CLI_OPT_POSITIONAL,
@@ -147,10 +155,12 @@ static gboolean cmd_migrate(CliCtl *ctl, const CliCmd *cmd)
     gint64 start;
 
     if (!cli_cmd_requires(cmd, "postcopy-after-precopy", "postcopy") ||
-        !cli_cmd_requires(cmd, "tls-destination", "tls"))
+        !cli_cmd_requires(cmd, "tls-destination", "tls") ||
+        !cli_cmd_requires(cmd, "parallel-connections", "parallel"))
         return FALSE;
     if (cli_cmd_get_uint(cmd, "bandwidth", &bandwidth) < 0 ||
-        cli_cmd_get_uint(cmd, "timeout", &timeout) < 0)
+        cli_cmd_get_uint(cmd, "timeout", &timeout) < 0 ||
+        cli_cmd_get_uint(cmd, "parallel-connections", &m.parallel) < 0)
         return FALSE;
     if (cli_cmd_has(cmd, "timeout") && (!cli_cmd_has(cmd, "live") || timeout == 0)) {
         cli_error("%s", cli_cmd_has(cmd, "live") ? "migrate: Invalid timeout"
@@ -173,6 +183,7 @@ static gboolean cmd_migrate(CliCtl *ctl, const CliCmd *cmd)
               (cli_cmd_has(cmd, "compressed") ? MIG_COMPRESSED : 0) |
               (cli_cmd_has(cmd, "postcopy") ? MIG_POSTCOPY : 0) |
               (cli_cmd_has(cmd, "tls") ? MIG_TLS : 0) |
+              (cli_cmd_has(cmd, "parallel") ? MIG_PARALLEL : 0) |
               (cli_cmd_has(cmd, "postcopy-resume") ? MIG_POSTCOPY_RESUME : 0);
     if (!verbose && !timeout && !after_precopy) {
         if (!migration_run(&m)) {

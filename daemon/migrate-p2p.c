@@ -53,12 +53,16 @@ enum {
     MIG_PERSIST_DEST = 1 << 3, MIG_UNDEFINE_SOURCE = 1 << 4, MIG_PAUSED = 1 << 5,
     MIG_CHANGE_PROTECTION = 1 << 8, MIG_UNSAFE = 1 << 9, MIG_COMPRESSED = 1 << 11,
     MIG_ABORT_ON_ERROR = 1 << 12, MIG_AUTO_CONVERGE = 1 << 13, MIG_POSTCOPY = 1 << 15,
-    MIG_TLS = 1 << 16, MIG_POSTCOPY_RESUME = 1 << 19,
+    MIG_TLS = 1 << 16, MIG_PARALLEL = 1 << 17, MIG_POSTCOPY_RESUME = 1 << 19,
 };
 #define MIG_KNOWN_FLAGS (MIG_LIVE | MIG_PEER2PEER | MIG_PERSIST_DEST | MIG_UNDEFINE_SOURCE | \
                          MIG_PAUSED | MIG_CHANGE_PROTECTION | MIG_UNSAFE | MIG_COMPRESSED | \
                          MIG_ABORT_ON_ERROR | MIG_AUTO_CONVERGE | MIG_POSTCOPY | MIG_TLS | \
-                         MIG_POSTCOPY_RESUME)
+                         MIG_PARALLEL | MIG_POSTCOPY_RESUME)
+
+/* VIR_MIGRATE_PARALLEL: QEMU's multifd; libvirt's default and vireo-vmm's limit. */
+#define MIG_PARALLEL_DEFAULT 2
+#define MIG_PARALLEL_MAX 255
 
 /*
  * VIR_MIGRATE_TLS: the stream itself goes over TLS, with QEMU's file
@@ -89,6 +93,7 @@ typedef struct MigParams {
     const char *compression;    /* compression: "zstd" */
     const char *tls_destination;/* tls.destination: the name in the destination's certificate */
     guint64 bandwidth;          /* bandwidth: MiB/s, 0 = vireo-vmm's default */
+    int parallel;               /* parallel.connections, 0 = not given */
 } MigParams;
 
 static gboolean params_parse(RpcCall *call, const RemoteTypedParam *p, guint n, MigParams *out)
@@ -108,6 +113,13 @@ static gboolean params_parse(RpcCall *call, const RemoteTypedParam *p, guint n, 
             *s = v->u.s;
         } else if (!strcmp(f, "bandwidth") && (v->type == TP_ULLONG || v->type == TP_LLONG)) {
             out->bandwidth = v->type == TP_ULLONG ? v->u.ul : (guint64)MAX(v->u.l, 0);
+        } else if (!strcmp(f, "parallel.connections") && v->type == TP_INT) {
+            if (v->u.i < 1 || v->u.i > MIG_PARALLEL_MAX) {
+                rpc_call_fail(call, RPC_ERR_INVALID_ARG, "parallel.connections must be 1 to "
+                              "%d, not %d", MIG_PARALLEL_MAX, v->u.i);
+                return FALSE;
+            }
+            out->parallel = v->u.i;
         } else if (!strcmp(f, "persistent_xml") && v->type == TP_STRING) {
             /* Same as the live XML for us: nothing to change per host. */
         } else {
@@ -129,6 +141,12 @@ static gboolean check_postcopy_flags(RpcCall *call, guint flags)
     if ((flags & MIG_POSTCOPY) && (!(flags & MIG_LIVE) || (flags & MIG_PAUSED))) {
         rpc_call_fail(call, RPC_ERR_OPERATION_UNSUPPORTED, "%s",
                       "post-copy migration is not supported with non-live or paused migration");
+        return FALSE;
+    }
+    /* QEMU 7.2's rule, which vireo-vmm follows: multifd has no post-copy. */
+    if ((flags & MIG_POSTCOPY) && (flags & MIG_PARALLEL)) {
+        rpc_call_fail(call, RPC_ERR_OPERATION_UNSUPPORTED, "%s",
+                      "post-copy is not supported with parallel migration");
         return FALSE;
     }
     if ((flags & MIG_POSTCOPY_RESUME) && !(flags & MIG_POSTCOPY)) {
@@ -190,6 +208,7 @@ struct MigrateOut {
     char *compression;
     guint64 bandwidth;
     char *tls_hostname;         /* VIR_MIGRATE_TLS: the name the destination's certificate carries */
+    int parallel;               /* VIR_MIGRATE_PARALLEL: connections, else 0 */
     gboolean tls_object;        /* our vireo-vmm holds MIG_TLS_OBJECT: remove it at the end */
     char *xml;                  /* live definition for the destination */
     RpcClient *dest;            /* used by one thread at a time */
@@ -264,6 +283,17 @@ static void on_restore_reply(QmpClient *c, JsonValue *ret, const GError *error, 
         g_warning("cannot restore the migration parameters: %s", error->message);
 }
 
+static JsonValue *multifd_capability(gboolean on)
+{
+    JsonValue *args = json_new_object(), *caps = json_new_array(), *cap = json_new_object();
+
+    json_object_set_string(cap, "capability", "multifd");
+    json_object_set_bool(cap, "state", on);
+    json_array_append(caps, cap);
+    json_object_set(args, "capabilities", caps);
+    return args;
+}
+
 static JsonValue *tls_object_id_args(void)
 {
     JsonValue *args = json_new_object();
@@ -301,6 +331,9 @@ static void out_end(MigrateOut *mo)
     if (mo->saved_params && !mo->vm_gone && dom->vm)
         qmp_client_execute(vm_process_get_qmp(dom->vm), "migrate-set-parameters",
                            g_steal_pointer(&mo->saved_params), 10000, on_restore_reply, NULL);
+    if (mo->parallel && !mo->vm_gone && dom->vm)
+        qmp_client_execute(vm_process_get_qmp(dom->vm), "migrate-set-capabilities",
+                           multifd_capability(FALSE), 10000, on_restore_reply, NULL);
     /* After the parameters: tls-creds no longer names it. */
     if (mo->tls_object && !mo->vm_gone && dom->vm)
         qmp_client_execute(vm_process_get_qmp(dom->vm), "object-del", tls_object_id_args(),
@@ -498,6 +531,15 @@ static void out_confirm(MigrateOut *mo)
         return;
     }
     mo->phase = OUT_CONFIRM;
+    if (mo->parallel && !how) {
+        JsonValue *ram = mo->last_query ? json_object_get_object(mo->last_query, "ram") : NULL;
+        int64_t mf = 0;
+
+        if (ram)
+            json_object_get_int(ram, "multifd-bytes", &mf);
+        how = g_strdup_printf(", %d parallel connections carried %" G_GINT64_FORMAT " MiB",
+                              mo->parallel, mf >> 20);
+    }
     domain_driver_log(dom, "migrated to %s in %" G_GUINT64_FORMAT " ms (downtime %"
                       G_GUINT64_FORMAT " ms)%s; stopping vireo-vmm", mo->dest_host, mo->total_ms,
                       mo->downtime_ms, how ? how : "");
@@ -838,12 +880,12 @@ static void on_stop_reply(QmpClient *c, JsonValue *ret, const GError *error, gpo
     start_stream(mo);
 }
 
-static void on_params_reply(QmpClient *c, JsonValue *ret, const GError *error, gpointer data)
+static void on_caps_reply(QmpClient *c, JsonValue *ret, const GError *error, gpointer data)
 {
     MigrateOut *mo = data;
 
     if (error) {
-        out_fail(mo, g_error_new(VIREO_ERROR, VIREO_ERROR_FAILED, "migrate-set-parameters: %s",
+        out_fail(mo, g_error_new(VIREO_ERROR, VIREO_ERROR_FAILED, "migrate-set-capabilities: %s",
                                  error->message));
         return;
     }
@@ -854,11 +896,28 @@ static void on_params_reply(QmpClient *c, JsonValue *ret, const GError *error, g
         start_stream(mo);
 }
 
+static void on_params_reply(QmpClient *c, JsonValue *ret, const GError *error, gpointer data)
+{
+    MigrateOut *mo = data;
+
+    if (error) {
+        out_fail(mo, g_error_new(VIREO_ERROR, VIREO_ERROR_FAILED, "migrate-set-parameters: %s",
+                                 error->message));
+        return;
+    }
+    if (mo->parallel) {
+        qmp_client_execute(c, "migrate-set-capabilities", multifd_capability(TRUE), 10000,
+                           on_caps_reply, mo);
+        return;
+    }
+    on_caps_reply(c, NULL, NULL, mo);
+}
+
 static void on_query_params(QmpClient *c, JsonValue *ret, const GError *error, gpointer data)
 {
     MigrateOut *mo = data;
     JsonValue *args;
-    int64_t bw;
+    int64_t bw, channels;
     const char *comp;
 
     if (error) {
@@ -866,7 +925,7 @@ static void on_query_params(QmpClient *c, JsonValue *ret, const GError *error, g
                                  error->message));
         return;
     }
-    if (!mo->bandwidth && !mo->compression && !mo->tls_object) {
+    if (!mo->bandwidth && !mo->compression && !mo->tls_object && !mo->parallel) {
         on_params_reply(c, NULL, NULL, mo);
         return;
     }
@@ -875,7 +934,11 @@ static void on_query_params(QmpClient *c, JsonValue *ret, const GError *error, g
         json_object_set_int(mo->saved_params, "max-bandwidth", bw);
     comp = json_object_get_string(ret, "multifd-compression");
     json_object_set_string(mo->saved_params, "multifd-compression", comp ? comp : "none");
+    if (json_object_get_int(ret, "multifd-channels", &channels))
+        json_object_set_int(mo->saved_params, "multifd-channels", channels);
     args = json_new_object();
+    if (mo->parallel)
+        json_object_set_int(args, "multifd-channels", mo->parallel);
     if (mo->bandwidth)
         json_object_set_int(args, "max-bandwidth", (int64_t)MIN(mo->bandwidth, G_MAXINT64 >> 20)
                                                    << 20);
@@ -1023,6 +1086,8 @@ static void h_perform(RpcCall *call, gpointer args, gpointer opaque)
     mo->migrate_uri = g_strdup(mp.uri);
     mo->compression = (a->flags & MIG_COMPRESSED) || mp.compression ? g_strdup("zstd") : NULL;
     mo->bandwidth = mp.bandwidth;
+    if (a->flags & MIG_PARALLEL)
+        mo->parallel = mp.parallel ? mp.parallel : MIG_PARALLEL_DEFAULT;
     mo->xml = domain_def_format(dom->live, DOMAIN_DEF_FORMAT_SECURE);
     mo->start_us = g_get_monotonic_time();
     domain_driver_job_begin(dom);

@@ -528,6 +528,33 @@ def t_postcopy_recover(ctx):
     A.virsh('undefine', 'r1')
 
 
+def t_parallel(ctx):
+    """--parallel: the stream over several connections (vireo-vmm's multifd)."""
+    A, B = ctx.hosts['A'], ctx.hosts['B']
+    ctx.define(A, 'par', mem=64, dirty=64)
+    p = A.vireo('migrate', '--live', '--postcopy', '--parallel', 'par', B.tcp_uri, ok=False)
+    check(p.returncode != 0 and 'not supported with parallel' in p.stderr,
+          'post-copy with --parallel: %s' % p.stderr)
+    A.vireo('migrate', '--live', '--parallel', '--parallel-connections', '4', 'par', B.tcp_uri)
+    ctx.figure(A, 'par', '4 parallel connections (64 pages/pass, 64 MiB) A->B')
+    m = re.search(r'(\d+) parallel connections carried (\d+) MiB', A.domain_log('par'))
+    check(m and m.group(1) == '4' and int(m.group(2)) >= 32,
+          'A: no multifd figures in the log: %r' % (m and m.group(0)))
+    check(B.state('par') == 'running (migrated)', 'B: par is %r' % B.state('par'))
+    ctx.one_vmm('par', B)
+    ctx.check_guest('par', B)
+    # ... and back with Debian's virsh (VIR_MIGRATE_PARALLEL, parallel.connections).
+    p = run('virsh', '-c', B.uri, 'migrate', '--p2p', '--live', '--parallel',
+            '--parallel-connections', '3', 'par', 'qemu+tcp://%s/system' % A.addr, ok=False)
+    check(p.returncode == 0, 'virsh migrate --parallel failed: %s' % p.stderr)
+    check(re.search(r'3 parallel connections carried', B.domain_log('par')),
+          'B: virsh --parallel did not use 3 connections')
+    check(A.state('par') == 'running (migrated)', 'A: par is %r' % A.state('par'))
+    ctx.check_guest('par', A)
+    A.virsh('destroy', 'par')
+    A.virsh('undefine', 'par')
+
+
 def t_tls(ctx):
     """The daemons talk over TLS (vireod --listen-tls, its own client certificate)."""
     A, B = ctx.hosts['A'], ctx.hosts['B']
@@ -649,7 +676,7 @@ def run_suite(tests, tls_tests=()):
 
 def main():
     return run_suite([t_live_and_back, t_persistent, t_cancel, t_postcopy, t_postcopy_recover,
-                      t_evacuate, t_virsh_p2p], tls_tests=[t_tls, t_tls_stream])
+                      t_parallel, t_evacuate, t_virsh_p2p], tls_tests=[t_tls, t_tls_stream])
 
 
 if __name__ == '__main__':
