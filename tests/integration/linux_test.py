@@ -645,13 +645,13 @@ def mig_wait_status(vm, want, what):
 
 
 def mode_migrate(vm):
-    """A user-space counter keeps going through live migration, save and restore."""
+    """A user-space counter keeps going through pre-copy, post-copy, save and restore."""
     report_boot(vm, "migrate")
     wait_mig_lines(vm, 3, "source")
     sock = os.path.join(vm.tmp, "mig.sock")
     dst = LinuxVm(vm.args, vm.tmp, vm.kernel, vm.mode, ["--incoming", "unix:" + sock],
                   tag="dst")
-    third = None
+    third = pc = None
     try:
         dst.connect_qmp()
         vm.qmp.ok("migrate-set-parameters", {"max-bandwidth": 0})
@@ -664,48 +664,76 @@ def mode_migrate(vm):
                           info["ram"]["transferred"]))
         vm.qmp.ok("quit")
         wait_mig_lines(dst, 3, "destination")
+        # Post-copy: asked for at once, it switches at the end of the first pass; the
+        # guest then runs on pc while the pages it dirtied meanwhile follow or are
+        # fetched when it touches them.
+        sock2 = os.path.join(vm.tmp, "mig2.sock")
+        pc = LinuxVm(vm.args, vm.tmp, vm.kernel, vm.mode, ["--incoming", "unix:" + sock2],
+                     tag="pc")
+        pc.connect_qmp()
+        dst.qmp.ok("migrate-set-parameters", {"max-bandwidth": 64 << 20})
+        dst.qmp.ok("migrate", {"uri": "unix:" + sock2})
+        dst.qmp.ok("migrate-start-postcopy")
+        seen = set()
+        deadline = time.monotonic() + 120
+        while True:
+            info = dst.qmp.ok("query-migrate")
+            seen.add(info.get("status"))
+            if info.get("status") in ("completed", "failed", "cancelled"):
+                break
+            check(time.monotonic() < deadline, "post-copy: still %r" % info)
+            time.sleep(0.02)
+        check(info["status"] == "completed" and "postcopy-active" in seen,
+              "post-copy migration: %r, statuses seen %r" % (info, sorted(map(str, seen))))
+        mig_wait_status(pc, "running", "post-copy destination")
+        log("migrate: post-copy to a third vireo-vmm: total %d ms, downtime %d ms" %
+            (info["total-time"], info["downtime"]))
+        dst.qmp.ok("quit")
+        wait_mig_lines(pc, 3, "post-copy destination")
         state = os.path.join(vm.tmp, "vm.state")
-        dst.qmp.ok("migrate", {"uri": "file:" + state})
-        info = mig_wait(dst.qmp, "save")
-        mig_wait_status(dst, "postmigrate", "saved VM")
+        pc.qmp.ok("migrate", {"uri": "file:" + state})
+        info = mig_wait(pc.qmp, "save")
+        mig_wait_status(pc, "postmigrate", "saved VM")
         log("migrate: saved to a file of %d bytes, downtime %d ms" %
             (os.path.getsize(state), info["downtime"]))
-        dst.qmp.ok("quit")
+        pc.qmp.ok("quit")
         t0 = time.monotonic()
         third = LinuxVm(vm.args, vm.tmp, vm.kernel, vm.mode, ["--incoming", "file:" + state],
                         tag="third")
         third.connect_qmp()
         mig_wait(third.qmp, "restore")
         mig_wait_status(third, "running", "restored VM")
-        log("migrate: restored into a third vireo-vmm, running %.0f ms after exec" %
+        log("migrate: restored into a fourth vireo-vmm, running %.0f ms after exec" %
             ((time.monotonic() - t0) * 1000))
         wait_mig_lines(third, 3, "restored VM")
         third.qmp.ok("quit")
         third.wait_exit()
         # One console, three processes: each carries on where the previous stopped,
         # maybe in the middle of a line, so the outputs are joined before parsing.
-        parts = [mig_lines(v) for v in (vm, dst, third)]
-        lines = mig_parse(vm.text() + dst.text() + third.text())
+        parts = [mig_lines(v) for v in (vm, dst, pc, third)]
+        lines = mig_parse(vm.text() + dst.text() + pc.text() + third.text())
         bad = [raw for _, _, raw in lines if not raw.startswith("sum=")]
         check(not bad, "the guest found its buffer damaged: %r" % bad)
         numbers = [n for n, _, _ in lines]
         check(numbers == list(range(len(numbers))),
               "counter lines not 0..%d without gap or repeat: %r" % (len(numbers) - 1, numbers))
         # Spot checks against a model of the program: the last line before each hop, the first after.
-        picks = {parts[0][-1], parts[1][0], parts[1][-1], parts[2][0], parts[2][-1]}
+        picks = {parts[0][-1], parts[1][0], parts[1][-1], parts[2][0], parts[2][-1],
+                 parts[3][0], parts[3][-1]}
         for n, got, _ in sorted(picks):
             want = "%016x" % mig_expected_sum(n)
             check(got == want, "line %d: sum %s, expected %s" % (n, got, want))
         log("migrate: %d counter lines (%d on the source, %d after live migration, %d after "
-            "restore), no gap or repeat; %d sums match the model" %
-            (len(numbers), len(parts[0]), len(parts[1]), len(parts[2]), len(picks)))
+            "post-copy, %d after restore), no gap or repeat; %d sums match the model" %
+            (len(numbers), len(parts[0]), len(parts[1]), len(parts[2]), len(parts[3]),
+             len(picks)))
     except TestFailure:
-        for v in (dst, third):
+        for v in (dst, pc, third):
             if v:
                 v.dump()
         raise
     finally:
-        for v in (dst, third):
+        for v in (dst, pc, third):
             if v:
                 v.stop()
 
