@@ -97,15 +97,28 @@ static void domain_copy(RemoteNonnullDomain *dst, const RemoteNonnullDomain *src
     dst->id = src->id;
 }
 
+/* Sending may drop a slow client: deliveries work on a referenced copy of the list. */
+static GPtrArray *clients_snapshot(RpcServer *srv)
+{
+    GPtrArray *clients = g_ptr_array_new_with_free_func((GDestroyNotify)rpc_server_client_unref);
+
+    for (guint i = 0; i < srv->clients->len; i++)
+        g_ptr_array_add(clients, rpc_server_client_ref(g_ptr_array_index(srv->clients, i)));
+    return clients;
+}
+
+/* A registration for @event_id of all domains, or of @dom's. */
+static gboolean reg_matches(const RpcEventReg *reg, int event_id, const RemoteNonnullDomain *dom)
+{
+    return reg->event_id == event_id &&
+           (reg->any_domain || !memcmp(reg->uuid, dom->uuid, sizeof(reg->uuid)));
+}
+
 static gboolean lifecycle_deliver(gpointer data)
 {
     LifecycleEvent *ev = data;
-    g_autoptr(GPtrArray) clients = g_ptr_array_new_with_free_func(
-        (GDestroyNotify)rpc_server_client_unref);
+    g_autoptr(GPtrArray) clients = clients_snapshot(ev->srv);
 
-    /* Sending may drop a slow client: work on a referenced copy of the list. */
-    for (guint i = 0; i < ev->srv->clients->len; i++)
-        g_ptr_array_add(clients, rpc_server_client_ref(g_ptr_array_index(ev->srv->clients, i)));
     for (guint i = 0; i < clients->len; i++) {
         RpcServerClient *c = g_ptr_array_index(clients, i);
 
@@ -118,8 +131,7 @@ static gboolean lifecycle_deliver(gpointer data)
             RpcEventReg *reg = &g_array_index(c->event_regs, RpcEventReg, j);
             RemoteDomainEventCallbackLifecycleMsg cb;
 
-            if (reg->event_id != RPC_DOMAIN_EVENT_ID_LIFECYCLE ||
-                (!reg->any_domain && memcmp(reg->uuid, ev->msg.dom.uuid, sizeof(reg->uuid))))
+            if (!reg_matches(reg, RPC_DOMAIN_EVENT_ID_LIFECYCLE, &ev->msg.dom))
                 continue;
             cb.callbackID = reg->callback_id;
             cb.msg = ev->msg;
@@ -161,11 +173,8 @@ typedef struct IterationEvent {
 static gboolean iteration_deliver(gpointer data)
 {
     IterationEvent *ev = data;
-    g_autoptr(GPtrArray) clients = g_ptr_array_new_with_free_func(
-        (GDestroyNotify)rpc_server_client_unref);
+    g_autoptr(GPtrArray) clients = clients_snapshot(ev->srv);
 
-    for (guint i = 0; i < ev->srv->clients->len; i++)
-        g_ptr_array_add(clients, rpc_server_client_ref(g_ptr_array_index(ev->srv->clients, i)));
     for (guint i = 0; i < clients->len; i++) {
         RpcServerClient *c = g_ptr_array_index(clients, i);
 
@@ -174,8 +183,7 @@ static gboolean iteration_deliver(gpointer data)
         for (guint j = 0; j < c->event_regs->len && !g_atomic_int_get(&c->closed); j++) {
             RpcEventReg *reg = &g_array_index(c->event_regs, RpcEventReg, j);
 
-            if (reg->event_id != RPC_DOMAIN_EVENT_ID_MIGRATION_ITERATION ||
-                (!reg->any_domain && memcmp(reg->uuid, ev->msg.dom.uuid, sizeof(reg->uuid))))
+            if (!reg_matches(reg, RPC_DOMAIN_EVENT_ID_MIGRATION_ITERATION, &ev->msg.dom))
                 continue;
             ev->msg.callbackID = reg->callback_id;
             rpc_server_client_send_message(c, REMOTE_PROGRAM,
