@@ -61,6 +61,8 @@ void mig_hasher_update(MigHasher *h, const void *data, size_t len)
 {
     const uint8_t *p = data;
 
+    if (!len)
+        return;     /* @data may be NULL then */
     h->total += len;
     if (h->tail_len) {
         size_t n = MIN(len, 32 - h->tail_len);

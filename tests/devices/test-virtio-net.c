@@ -274,11 +274,13 @@ static uint8_t ctrl_mac_table(VirtioDriver *d, const uint8_t (*uni)[6], uint32_t
 
     vireo_le_store(buf, 4, nu);
     at = 4;
-    memcpy(buf + at, uni, 6 * nu);
+    if (nu)
+        memcpy(buf + at, uni, 6 * nu);
     at += 6 * nu;
     vireo_le_store(buf + at, 4, nm);
     at += 4;
-    memcpy(buf + at, multi, 6 * nm);
+    if (nm)
+        memcpy(buf + at, multi, 6 * nm);
     at += 6 * nm;
     return ctrl_cmd(d, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, buf, at);
 }
