@@ -200,6 +200,15 @@ def wait_migration(c, statuses=("completed", "failed", "cancelled"), timeout=30)
 
 
 def check_events(c, want_last):
+    # vireo-vmm's loop sends the event after the status changed, so a
+    # query-migrate may see the final status first: wait for its event.
+    deadline = time.monotonic() + 5
+    while not any(e["event"] == "MIGRATION" and e["data"]["status"] == want_last
+                  for e in c.events) and time.monotonic() < deadline:
+        msg = c.read_message(max(deadline - time.monotonic(), 0.001))
+        check(msg is not None and "event" in msg,
+              "%s: waiting for MIGRATION %s: %r" % (c.name, want_last, msg))
+        c.events.append(msg)
     statuses = [e["data"]["status"] for e in c.events if e["event"] == "MIGRATION"]
     # A VM that came in by migration saw its own incoming events first.
     if "setup" in statuses:
