@@ -67,7 +67,7 @@ check-asan: deps
 		$(MESON) setup $(BUILD_ASAN) -Db_sanitize=address,undefined -Db_lundef=false \
 			-Dlinux_tests=disabled
 	$(NINJA) -C $(BUILD_ASAN)
-	$(MESON) test -C $(BUILD_ASAN) --print-errorlogs --no-suite slow
+	$(MESON) test -C $(BUILD_ASAN) --setup sanitizers --print-errorlogs --no-suite slow
 
 bench: build kernel
 	/usr/bin/python3 tests/bench/bench.py --build $(BUILD)
