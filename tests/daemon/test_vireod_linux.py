@@ -7,8 +7,9 @@ A domain whose kernel is tests/guest/linux's vmlinux, /init in mode
 the console (a <serial type='file'>) shows Linux reaching /init, `virsh
 shutdown` presses the power button, and the domain must end in a clean
 power off: acpid runs poweroff, the kernel writes S5, vireo-vmm exits 0 with
-SHUTDOWN guest-shutdown, and vireod records "shut off (shutdown)". Then the
-same boot through `virsh console` (pty serial, bridged by vireod).
+SHUTDOWN guest-shutdown, and vireod records "shut off (shutdown)". The
+console bridged by vireod (pty serial, `vireo start --console`) is tested
+with the same kernel by test_demo.py, and with virsh by test_vireod.py.
 
 Exit status: 0 pass, 1 fail, 77 skip.
 """
