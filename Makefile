@@ -19,7 +19,7 @@ DEB_PACKAGES = build-essential meson ninja-build pkg-config \
 	liburing-dev libzstd-dev zlib1g-dev libgnutls28-dev gnutls-bin \
 	qemu-system-x86 qemu-utils python3 libvirt-clients python3-libvirt \
 	linux-source-6.1 busybox-static cpio flex bison bc libelf-dev xz-utils \
-	hyperfine iproute2 util-linux acpica-tools systemd
+	fio hyperfine iproute2 util-linux acpica-tools systemd
 
 LINUX_DIR   = tests/guest/linux
 INITRAMFS   = $(BUILD)/tests/guest/linux/initramfs.cpio
