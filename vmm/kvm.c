@@ -107,8 +107,13 @@ void kvm_close(Kvm *kvm)
 
 struct kvm_cpuid2 *kvm_get_supported_cpuid(const Kvm *kvm, GError **error)
 {
-    /* Grow until KVM stops saying E2BIG. */
-    for (unsigned n = 64; n <= 4096; n *= 2) {
+    /*
+     * Grow until KVM stops saying E2BIG. Start above what hosts report
+     * (about 80 entries): each call runs every CPUID leaf, which traps when
+     * the host is itself a guest, so a probe that fails costs as much as
+     * one that succeeds.
+     */
+    for (unsigned n = 256; n <= 4096; n *= 2) {
         g_autofree struct kvm_cpuid2 *cpuid =
             g_malloc0(sizeof(*cpuid) + n * sizeof(struct kvm_cpuid_entry2));
         int ret;
