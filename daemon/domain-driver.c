@@ -470,10 +470,11 @@ static void on_vm_exited(VmProcess *vm, int status, gpointer opaque)
     dom->has_balloon = FALSE;
     dom->state = RPC_DOMAIN_SHUTOFF;
     dom->reason = reason;
-    if (detail >= 0)
-        emit(dom, RPC_DOMAIN_EVENT_STOPPED, detail);
+    /* The domain in the event is already inactive (id -1), as libvirtd sends it. */
     if (!restart_def)
         dom->id = -1;
+    if (detail >= 0)
+        emit(dom, RPC_DOMAIN_EVENT_STOPPED, detail);
     g_clear_pointer(&dom->live, domain_def_free);
     reply_stop_calls(dom);
 

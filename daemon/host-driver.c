@@ -308,20 +308,7 @@ void host_driver_free(HostDriver *hd)
     g_free(hd);
 }
 
-/* ---- admin program (virt-admin) ---- */
-
-static void h_admin_open(RpcCall *call, gpointer args, gpointer opaque)
-{
-    rpc_call_reply(call, NULL);
-}
-
-static void h_admin_close(RpcCall *call, gpointer args, gpointer opaque)
-{
-    RpcServerClient *client = rpc_call_get_client(call);
-
-    rpc_call_reply(call, NULL);
-    rpc_server_client_close(client, TRUE);
-}
+/* ---- admin program (virt-admin); its open and close are the RPC layer's ---- */
 
 static void h_admin_lib_version(RpcCall *call, gpointer args, gpointer opaque)
 {
@@ -333,8 +320,6 @@ static void h_admin_lib_version(RpcCall *call, gpointer args, gpointer opaque)
 void host_driver_register_admin(RpcServer *srv)
 {
     rpc_server_add_program(srv, ADMIN_PROGRAM, ADMIN_PROTOCOL_VERSION);
-    rpc_server_set_handler(srv, ADMIN_PROGRAM, ADMIN_PROC_CONNECT_OPEN, h_admin_open, NULL);
-    rpc_server_set_handler(srv, ADMIN_PROGRAM, ADMIN_PROC_CONNECT_CLOSE, h_admin_close, NULL);
     rpc_server_set_handler(srv, ADMIN_PROGRAM, ADMIN_PROC_CONNECT_GET_LIB_VERSION,
                            h_admin_lib_version, NULL);
 }

@@ -5,7 +5,8 @@
  * close callback. Every virsh command starts with AUTH_LIST,
  * SUPPORTS_FEATURE(keepalive), CONNECT_OPEN, SUPPORTS_FEATURE(event
  * callbacks, close callback), REGISTER_CLOSE_CALLBACK and ends with
- * UNREGISTER_CLOSE_CALLBACK, CONNECT_CLOSE (docs/rpc.md).
+ * UNREGISTER_CLOSE_CALLBACK, CONNECT_CLOSE (docs/rpc.md). virt-admin's
+ * program has its own CONNECT_OPEN and CONNECT_CLOSE, answered here too.
  */
 #include "rpc-server-priv.h"
 
@@ -104,6 +105,21 @@ static void connect_close(RpcCall *call, gpointer args, gpointer opaque)
     rpc_server_client_close(c, TRUE);
 }
 
+/* virt-admin's program opens and closes its connection the same way, but its
+ * open takes only flags. Without the open, every other admin call is refused. */
+static void admin_open(RpcCall *call, gpointer args, gpointer opaque)
+{
+    RpcServerClient *c = rpc_call_get_client(call);
+
+    if (c->opened) {
+        rpc_call_reply_error(call, rpc_remote_error_new(RPC_ERR_INTERNAL_ERROR, RPC_FROM_RPC,
+                             "connection already open"));
+        return;
+    }
+    c->opened = TRUE;
+    rpc_call_reply(call, NULL);
+}
+
 static void register_close_callback(RpcCall *call, gpointer args, gpointer opaque)
 {
     rpc_call_get_client(call)->close_callback = TRUE;
@@ -133,4 +149,7 @@ void rpc_builtin_register(RpcServer *srv)
 
     for (gsize i = 0; i < G_N_ELEMENTS(builtins); i++)
         rpc_server_set_handler(srv, REMOTE_PROGRAM, builtins[i].proc, builtins[i].fn, NULL);
+    /* Only answered where the admin program is served (rpc_server_add_program). */
+    rpc_server_set_handler(srv, ADMIN_PROGRAM, ADMIN_PROC_CONNECT_OPEN, admin_open, NULL);
+    rpc_server_set_handler(srv, ADMIN_PROGRAM, ADMIN_PROC_CONNECT_CLOSE, connect_close, NULL);
 }

@@ -1,14 +1,24 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Shared by the cli tests: a daemon to talk to, runs on pipes and ptys.
 
-The daemon is tests/rpc/rpc-test-daemon (a fake in-memory driver) unless
-VIREO_TEST_DAEMON names another command, e.g. vireod once it exists:
+The daemon is tests/rpc/rpc-test-daemon, a fake in-memory driver started as
+`rpc-test-daemon --socket {socket} --ro-socket {ro_socket} [--xml FILE]`,
+unless VIREO_TEST_DAEMON names another command line. {socket}, {ro_socket} and
+{root} (an empty directory) are filled in; the daemon is ready when {socket}
+accepts connections. It gets SIGTERM at the end and must exit 0 (under ASan
+a leak makes that fail).
 
-    VIREO_TEST_DAEMON='/path/vireod --root {root} --socket {socket} --ro-socket {ro_socket}'
+vireod has no socket options: `vireod --root DIR --vmm PATH` keeps all its
+state under DIR and listens on DIR/run/vireo/vireo-sock and vireo-sock-ro
+(docs/vireod.8). Point {socket} and {ro_socket} at those, then exec it:
 
-{socket}, {ro_socket} and {root} (an empty directory) are filled in; the
-daemon is ready when {socket} accepts connections. It gets SIGTERM at the
-end and must exit 0 (under ASan a leak makes that fail).
+    VIREO_TEST_DAEMON="sh -c 'mkdir -p {root}/run/vireo &&
+        ln -s {root}/run/vireo/vireo-sock {socket} &&
+        ln -s {root}/run/vireo/vireo-sock-ro {ro_socket} &&
+        exec /path/vireod --root {root} --vmm /path/vireo-vmm'"
+
+A real daemon starts without the fake one's prepared domain (--xml), so
+tests that expect it will fail there.
 """
 import os
 import pty
