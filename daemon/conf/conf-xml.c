@@ -8,18 +8,19 @@
 
 #include "vireo/conf-xml.h"
 #include "vireo/util.h"
+#include "xml-lib.h"
 
 #define CONF_XML_MAX_SIZE (16 * 1024 * 1024)
 
 char *conf_xml_path(xmlNodePtr node)
 {
-    xmlChar *p = node ? xmlGetNodePath(node) : NULL;
+    xmlChar *p = node ? xml_lib.xmlGetNodePath(node) : NULL;
     char *ret;
 
     if (!p)
         return g_strdup("?");
     ret = g_strdup((const char *)p + (p[0] == '/' ? 1 : 0));
-    xmlFree(p);
+    xml_lib.xmlFree(p);
     return ret;
 }
 
@@ -48,7 +49,9 @@ xmlDocPtr conf_xml_read(const char *xml, size_t len, const char *root_name,
                     "%s XML is larger than %d bytes", root_name, CONF_XML_MAX_SIZE);
         return NULL;
     }
-    ctxt = xmlNewParserCtxt();
+    if (!xml_lib_load(error))
+        return NULL;
+    ctxt = xml_lib.xmlNewParserCtxt();
     if (!ctxt) {
         g_set_error(error, VIREO_ERROR, VIREO_ERROR_FAILED, "out of memory");
         return NULL;
@@ -57,35 +60,36 @@ xmlDocPtr conf_xml_read(const char *xml, size_t len, const char *root_name,
      * No XML_PARSE_NOENT (entities stay unexpanded), no DTD loading, no
      * network; errors go to ctxt->lastError rather than to stderr.
      */
-    doc = xmlCtxtReadMemory(ctxt, xml, (int)len, root_name, NULL,
-                            XML_PARSE_NONET | XML_PARSE_NOBLANKS | XML_PARSE_NOCDATA |
-                            XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    doc = xml_lib.xmlCtxtReadMemory(ctxt, xml, (int)len, root_name, NULL,
+                                    XML_PARSE_NONET | XML_PARSE_NOBLANKS |
+                                    XML_PARSE_NOCDATA | XML_PARSE_NOERROR |
+                                    XML_PARSE_NOWARNING);
     if (!doc || !ctxt->wellFormed) {
-        xmlErrorPtr e = xmlCtxtGetLastError(ctxt);
+        xmlErrorPtr e = xml_lib.xmlCtxtGetLastError(ctxt);
         g_autofree char *msg = g_strdup(e && e->message ? e->message : "unknown error");
 
         g_strchomp(msg);
         g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT,
                     "%s XML is not well-formed: line %d: %s", root_name,
                     e ? e->line : 0, msg);
-        xmlFreeDoc(doc);
-        xmlFreeParserCtxt(ctxt);
+        xml_lib.xmlFreeDoc(doc);
+        xml_lib.xmlFreeParserCtxt(ctxt);
         return NULL;
     }
-    xmlFreeParserCtxt(ctxt);
+    xml_lib.xmlFreeParserCtxt(ctxt);
 
     if (doc->intSubset || doc->extSubset) {
         g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT,
                     "%s XML must not have a DOCTYPE", root_name);
-        xmlFreeDoc(doc);
+        xml_lib.xmlFreeDoc(doc);
         return NULL;
     }
-    root = xmlDocGetRootElement(doc);
+    root = xml_lib.xmlDocGetRootElement(doc);
     if (!root || root->ns || strcmp((const char *)root->name, root_name) != 0) {
         g_set_error(error, VIREO_ERROR, VIREO_ERROR_INVALID_ARGUMENT,
                     "expected root element '%s', found '%s'", root_name,
                     root ? (const char *)root->name : "nothing");
-        xmlFreeDoc(doc);
+        xml_lib.xmlFreeDoc(doc);
         return NULL;
     }
     return doc;
@@ -182,14 +186,14 @@ xmlNodePtr conf_xml_child(xmlNodePtr node, const char *name)
 
 char *conf_xml_prop(xmlNodePtr node, const char *name)
 {
-    xmlChar *v = xmlHasNsProp(node, BAD_CAST name, NULL) ?
-        xmlGetNoNsProp(node, BAD_CAST name) : NULL;
+    xmlChar *v = xml_lib.xmlHasNsProp(node, BAD_CAST name, NULL) ?
+        xml_lib.xmlGetNoNsProp(node, BAD_CAST name) : NULL;
     char *ret;
 
     if (!v)
         return NULL;
     ret = g_strdup((const char *)v);
-    xmlFree(v);
+    xml_lib.xmlFree(v);
     return ret;
 }
 
@@ -207,10 +211,10 @@ char *conf_xml_prop_required(xmlNodePtr node, const char *name, GError **error)
 
 char *conf_xml_text(xmlNodePtr node)
 {
-    xmlChar *v = xmlNodeGetContent(node);
+    xmlChar *v = xml_lib.xmlNodeGetContent(node);
     char *ret = g_strdup(v ? (const char *)v : "");
 
-    xmlFree(v);
+    xml_lib.xmlFree(v);
     return ret;
 }
 
@@ -428,13 +432,13 @@ static void format_start_tag(GString *buf, xmlNodePtr node, const char *drop_att
 
         if (drop_attr && !a->ns && strcmp((const char *)a->name, drop_attr) == 0)
             continue;
-        v = xmlNodeGetContent((xmlNodePtr)a);
+        v = xml_lib.xmlNodeGetContent((xmlNodePtr)a);
         g_string_append_c(buf, ' ');
         append_qname(buf, a->ns, a->name);
         g_string_append(buf, "='");
         escape_attr(buf, v ? (const char *)v : "");
         g_string_append_c(buf, '\'');
-        xmlFree(v);
+        xml_lib.xmlFree(v);
     }
 }
 

@@ -13,6 +13,7 @@
 #include "vireo/conf-value.h"
 #include "vireo/util.h"
 #include "domain-internal.h"
+#include "xml-lib.h"
 
 #define DOMAIN_MAX_VCPUS 4096
 
@@ -183,7 +184,8 @@ void domain_def_free(DomainDef *def)
     domain_device_watchdog_free(def->watchdog);
     g_ptr_array_unref(def->raw_devices);
     g_ptr_array_unref(def->raw_elements);
-    xmlFreeDoc(def->raw_doc);
+    if (def->raw_doc)
+        xml_lib.xmlFreeDoc(def->raw_doc);
     g_free(def);
 }
 
@@ -192,13 +194,14 @@ xmlNodePtr domain_raw_keep(DomainDef *def, xmlNodePtr node)
     xmlNodePtr copy;
 
     if (!def->raw_doc) {
-        def->raw_doc = xmlNewDoc(BAD_CAST "1.0");
-        xmlDocSetRootElement(def->raw_doc, xmlNewDocNode(def->raw_doc, NULL,
-                                                         BAD_CAST "kept", NULL));
+        def->raw_doc = xml_lib.xmlNewDoc(BAD_CAST "1.0");
+        xml_lib.xmlDocSetRootElement(def->raw_doc,
+                                     xml_lib.xmlNewDocNode(def->raw_doc, NULL,
+                                                           BAD_CAST "kept", NULL));
     }
-    copy = xmlDocCopyNode(node, def->raw_doc, 1);
+    copy = xml_lib.xmlDocCopyNode(node, def->raw_doc, 1);
     g_assert(copy);
-    xmlAddChild(xmlDocGetRootElement(def->raw_doc), copy);
+    xml_lib.xmlAddChild(xml_lib.xmlDocGetRootElement(def->raw_doc), copy);
     return copy;
 }
 
@@ -645,8 +648,8 @@ static void sanitize_metadata(xmlNodePtr md)
             g_hash_table_add(seen, (gpointer)c->ns->href);
             continue;
         }
-        xmlUnlinkNode(c);
-        xmlFreeNode(c);
+        xml_lib.xmlUnlinkNode(c);
+        xml_lib.xmlFreeNode(c);
     }
 }
 
@@ -795,7 +798,8 @@ static DomainDef *parse_doc(xmlDocPtr doc, unsigned flags, GError **error)
     g_autoptr(DomainDef) def = domain_def_new();
     g_autoptr(GHashTable) nodes = g_hash_table_new(g_direct_hash, g_direct_equal);
     DomainParseCtx ctx = {
-        .def = def, .flags = flags, .nodes = nodes, .root = xmlDocGetRootElement(doc),
+        .def = def, .flags = flags, .nodes = nodes,
+        .root = xml_lib.xmlDocGetRootElement(doc),
     };
 
     if (!parse_top(&ctx, error) || !domain_post_parse(&ctx, error))
@@ -813,7 +817,7 @@ DomainDef *domain_def_parse_string(const char *xml, unsigned flags, GError **err
     if (!doc)
         return NULL;
     def = parse_doc(doc, flags, error);
-    xmlFreeDoc(doc);
+    xml_lib.xmlFreeDoc(doc);
     return def;
 }
 
@@ -838,18 +842,19 @@ DomainDef *domain_def_parse_file(const char *path, unsigned flags, GError **erro
 
 static void format_metadata(GString *b, const DomainDef *def)
 {
-    xmlBufferPtr xb = xmlBufferCreate();
-    int old_indent = xmlIndentTreeOutput;
+    xmlBufferPtr xb = xml_lib.xmlBufferCreate();
+    int *indent = xml_lib.__xmlIndentTreeOutput();
+    int old_indent = *indent;
 
     /* libvirt prints metadata with libxml2's own serializer, indented */
-    xmlIndentTreeOutput = 1;
-    if (xmlNodeDump(xb, def->raw_doc, def->metadata, 1, 1) >= 0) {
+    *indent = 1;
+    if (xml_lib.xmlNodeDump(xb, def->raw_doc, def->metadata, 1, 1) >= 0) {
         conf_buf_indent(b, 2);
-        g_string_append(b, (const char *)xmlBufferContent(xb));
+        g_string_append(b, (const char *)xml_lib.xmlBufferContent(xb));
         g_string_append_c(b, '\n');
     }
-    xmlIndentTreeOutput = old_indent;
-    xmlBufferFree(xb);
+    *indent = old_indent;
+    xml_lib.xmlBufferFree(xb);
 }
 
 static void format_memory(GString *b, const char *name, guint64 kib)
