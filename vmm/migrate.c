@@ -103,6 +103,20 @@ static void status_changed(void *opaque, MigStatus status)
 }
 
 /*
+ * The source's final status (completed, failed, cancelled) is announced by
+ * source_done(), once the migration thread has ended: a client that reacts
+ * to the event with a new `migrate` (the daemon retrying a save) must not
+ * find the old one still in progress.
+ */
+static void src_status_changed(void *opaque, MigStatus status)
+{
+    if (status == MIG_STATUS_COMPLETED || status == MIG_STATUS_FAILED ||
+        status == MIG_STATUS_CANCELLED)
+        return;
+    status_changed(opaque, status);
+}
+
+/*
  * Runs @fn on the loop and waits for it to set req_done. FALSE if the VMM
  * is shutting down and it will never run.
  */
@@ -231,6 +245,7 @@ static void source_done(void *opaque)
 {
     Migrate *mig = opaque;
     g_autoptr(GError) err = NULL;
+    StatusEvent *ev;
     MigStatus status;
 
     g_mutex_lock(&mig->lock);
@@ -238,6 +253,10 @@ static void source_done(void *opaque)
     err = g_steal_pointer(&mig->final_error);
     g_mutex_unlock(&mig->lock);
     mig->src_running = FALSE;
+    ev = g_new0(StatusEvent, 1);
+    ev->mig = mig;
+    ev->status = status;
+    emit_status(ev);
     if (err)
         g_warning("migration failed: %s", err->message);
     if (!mig->stopped_by_us)
@@ -285,7 +304,7 @@ static const MigSourceOps source_ops = {
     .log_sync = src_log_sync,
     .stop_and_save = src_stop_and_save,
     .set_throttle = src_set_throttle,
-    .status_changed = status_changed,
+    .status_changed = src_status_changed,
     .finished = src_finished,
 };
 
