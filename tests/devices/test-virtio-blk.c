@@ -4,8 +4,10 @@
  * image files in a temporary directory: reads, writes, flush, GET_ID,
  * discard and write-zeroes on raw and qcow2 images (checked by reading
  * the files back, and qcow2 with block_check), a read-only disk, several
- * queues, a hostile driver's requests and rings, host I/O errors, and
- * state saved with requests in flight.
+ * queues, a hostile driver's requests and rings (descriptor loops,
+ * addresses and indices out of range, the available index overflowing or
+ * going back), stray notifications, zero-length buffers, host I/O errors,
+ * and state saved with requests in flight.
  *
  * I/O completes asynchronously on the storage engine, so the tests wait
  * for used entries by playing the loop until they come.
@@ -537,49 +539,301 @@ static void test_bad_requests(void **state)
     assert_false(virtio_driver_get_status(d) & VIRTIO_STATUS_NEEDS_RESET);
 }
 
-/* Malformed rings: DEVICE_NEEDS_RESET and a configuration interrupt, then a reset recovers. */
+/*
+ * Reset, set up @queues queues again as Linux does, and a read from each:
+ * what a driver does after DEVICE_NEEDS_RESET, and the proof that the
+ * device recovered. @seed is the image's (make_raw).
+ */
+static void blk_restart(VirtioDriver *d, uint64_t features, unsigned queues, uint8_t seed)
+{
+    uint64_t buf = virtio_driver_alloc(d, 512, 512);
+    uint8_t want[512];
+
+    assert_true(virtio_driver_init(d, features));
+    for (unsigned i = 0; i < queues; i++)
+        virtio_driver_setup_queue(d, i, 0);
+    virtio_driver_ok(d);
+    assert_false(virtio_driver_get_status(d) & VIRTIO_STATUS_NEEDS_RESET);
+    fill(want, 512, 512, seed);
+    for (unsigned i = 0; i < queues; i++) {
+        memset(virtio_driver_mem(d, buf, 512), 0, 512);
+        assert_int_equal(blk_do(d, i, VIRTIO_BLK_T_IN, 1, buf, 512), VIRTIO_BLK_S_OK);
+        assert_memory_equal(virtio_driver_mem(d, buf, 512), want, 512);
+    }
+}
+
+/* Descriptor @n (from 0) of the chain @head, without indirect tables. */
+static uint8_t *chain_desc(VirtioDriver *d, VirtioDriverQueue *q, unsigned head, unsigned n)
+{
+    uint64_t table = virtio_driver_queue_desc(q);
+    unsigned i = head;
+
+    while (n--)
+        i = vireo_le_load(virtio_driver_mem(d, table + 16ULL * i + 14, 2), 2);
+    return virtio_driver_mem(d, table + 16ULL * i, 16);
+}
+
+/*
+ * Malformed rings: DEVICE_NEEDS_RESET, one configuration interrupt, one
+ * warning, nothing used or written; kicks after that change nothing, and a
+ * reset recovers. (Each case warns once from the same place, well under
+ * the rate limit's burst, so the counts are exact.)
+ */
 static void test_broken_ring(void **state)
 {
-    static const char *const cases[] = { "loop", "outside", "order" };
+    enum { LOOP, OUTSIDE, ORDER, NEXT, HEAD, OVERFLOW, BACK, N_CASES };
+    /* What virtq_get_error() says: each case breaks the queue for its own reason. */
+    static const char *const why[N_CASES] = {
+        "chain loops", "is not inside RAM", "device-readable buffer after a device-writable",
+        "next index 256 outside the table", "head index 256 outside the queue",
+        "moved from 0 to 257", "moved from 1 to 0",
+    };
 
-    for (size_t c = 0; c < G_N_ELEMENTS(cases); c++) {
+    for (unsigned c = 0; c < N_CASES; c++) {
         g_autoptr(HarnessEnv) e = harness_env_new("blk", 0);
-        g_autofree char *name = g_strdup_printf("broken-%zu.img", c);
+        g_autofree char *name = g_strdup_printf("broken-%u.img", c);
         g_autofree char *path = make_raw(name, 7);
         g_autofree char *opts = g_strdup_printf("path=%s", path);
         g_autoptr(VirtioDriver) d = blk_ready(e, opts, 0, 1);
         VirtioDriverQueue *q = virtio_driver_queue(d, 0);
+        uint16_t size = virtio_driver_queue_size(q);
+        uint8_t *avail = virtio_driver_mem(d, virtio_driver_queue_avail(q), 4 + 2 * size);
         uint64_t buf = virtio_driver_alloc(d, 512, 512);
-        uint8_t *desc = virtio_driver_mem(d, virtio_driver_queue_desc(q), 16 * 4);
-        Req r = blk_add(d, q, VIRTIO_BLK_T_IN, 0, buf, 512);
-        unsigned head = 0;
+        uint16_t idx;
+        unsigned head, irqs;
+        VirtQueue *vq;
+        Req r;
 
-        (void)r;
+        if (c == BACK) {
+            /* One request served first, so that the index has somewhere to go back to. */
+            assert_int_equal(blk_do(d, 0, VIRTIO_BLK_T_IN, 0, buf, 512), VIRTIO_BLK_S_OK);
+            memset(virtio_driver_mem(d, buf, 512), 0, 512);
+        }
+        /* Header, data, status: three descriptors (no INDIRECT_DESC). */
+        r = blk_add(d, q, VIRTIO_BLK_T_IN, 0, buf, 512);
+        idx = vireo_le_load(avail + 2, 2);
+        head = vireo_le_load(avail + 4 + 2 * ((idx - 1) & (size - 1)), 2);
         switch (c) {
-        case 0:     /* the last descriptor points back at the first */
-            vireo_le_store(desc + 16 * 2 + 12, 2, 3);       /* flags: NEXT | WRITE */
-            vireo_le_store(desc + 16 * 2 + 14, 2, head);
+        case LOOP:      /* the status descriptor points back at the data one (both writable) */
+            vireo_le_store(chain_desc(d, q, head, 2) + 12, 2,
+                           VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE);
+            vireo_le_store(chain_desc(d, q, head, 2) + 14, 2,
+                           vireo_le_load(chain_desc(d, q, head, 0) + 14, 2));
             break;
-        case 1:     /* the data buffer past the end of guest RAM */
-            vireo_le_store(desc + 16 * 1, 8, 0x7fff0000000ULL);
+        case OUTSIDE:   /* the data buffer past the end of guest RAM */
+            vireo_le_store(chain_desc(d, q, head, 1), 8, 0x7fff0000000ULL);
             break;
-        default:    /* the header (readable) after the writable data */
-            vireo_le_store(desc + 16 * 1 + 12, 2, 1);
-            vireo_le_store(desc + 16 * 0 + 12, 2, 3);       /* NEXT | WRITE */
+        case ORDER:     /* the header (readable) after the writable data */
+            vireo_le_store(chain_desc(d, q, head, 1) + 12, 2, VIRTQ_DESC_F_NEXT);
+            vireo_le_store(chain_desc(d, q, head, 0) + 12, 2,
+                           VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE);
+            break;
+        case NEXT:      /* the data descriptor chains to one beyond the table */
+            vireo_le_store(chain_desc(d, q, head, 1) + 14, 2, size);
+            break;
+        case HEAD:      /* the available entry names a head beyond the table */
+            vireo_le_store(avail + 4 + 2 * ((idx - 1) & (size - 1)), 2, size);
+            break;
+        case OVERFLOW:  /* the index moves more than the queue size ahead */
+            vireo_le_store(avail + 2, 2, (uint16_t)(idx + size));
+            break;
+        default:        /* the index moves back behind what the device took */
+            vireo_le_store(avail + 2, 2, (uint16_t)(idx - 2));
             break;
         }
-        virtio_driver_kick(q);
+        irqs = virtio_driver_queue_interrupts(q);
+        virtio_driver_notify(q);
         virtio_driver_run(d);
         assert_true(virtio_driver_get_status(d) & VIRTIO_STATUS_NEEDS_RESET);
+        vq = virtio_pci_get_device(virtio_driver_device(d))->queues[0].vq;
+        if (!strstr(virtq_get_error(vq), why[c]))
+            fail_msg("case %u: error '%s' does not say '%s'", c, virtq_get_error(vq), why[c]);
         assert_int_equal(virtio_driver_config_interrupts(d), 1);
         assert_null(virtio_driver_get_used(q, NULL));
-        harness_take_guest_warnings();
+        assert_int_equal(virtio_driver_queue_interrupts(q), irqs);
+        assert_int_equal(*(uint8_t *)virtio_driver_mem(d, r.status, 1), 0xee);
+        assert_int_equal(harness_take_guest_warnings(), 1);
+        /* A broken queue stays quiet: no second interrupt, no more warnings. */
+        virtio_driver_notify(q);
+        virtio_driver_notify_register(q);
+        virtio_driver_run(d);
+        assert_int_equal(virtio_driver_config_interrupts(d), 1);
+        assert_null(virtio_driver_get_used(q, NULL));
+        assert_int_equal(*(uint8_t *)virtio_driver_mem(d, r.status, 1), 0xee);
+        assert_int_equal(harness_take_guest_warnings(), 0);
         /* The driver resets and starts over. */
-        assert_true(virtio_driver_init(d, 0));
-        q = virtio_driver_setup_queue(d, 0, 0);
-        virtio_driver_ok(d);
-        assert_int_equal(blk_do(d, 0, VIRTIO_BLK_T_IN, 0, buf, 512), VIRTIO_BLK_S_OK);
+        blk_restart(d, 0, 1, 7);
+        assert_int_equal(harness_take_guest_warnings(), 0);
     }
+}
+
+/*
+ * Notifications for a queue the driver never enabled (queue 1 of 2),
+ * beyond the last queue, or between two doorbells: ignored (with a warning
+ * for those that name no queue), and the device works on.
+ */
+static void test_stray_notify(void **state)
+{
+    g_autoptr(HarnessEnv) e = harness_env_new("blk", 0);
+    g_autofree char *path = make_raw("stray.img", 11);
+    g_autofree char *opts = g_strdup_printf("path=%s,queues=2", path);
+    g_autoptr(VirtioDriver) d = virtio_driver_new(e, BLK, opts, NULL);
+    uint64_t notify = virtio_driver_layout(d)->notify.addr;
+    uint64_t buf = virtio_driver_alloc(d, 512, 512);
+    VirtioDriverQueue *q1;
+    uint8_t want[512];
+    Req r;
+
+    /* DRIVER_OK with only queue 0 enabled; a read in queue 1's rings, unknown to the device. */
+    assert_true(virtio_driver_init(d, VIRTIO_DRIVER_ALL_FEATURES));
+    assert_true(virtio_driver_features(d) & F(VIRTIO_BLK_F_MQ));
+    virtio_driver_setup_queue(d, 0, 0);
+    virtio_driver_ok(d);
+    q1 = virtio_driver_alloc_queue(d, 1, VIRTIO_BLK_QUEUE_SIZE);
+    assert_int_equal(virtio_driver_set_queue_vector(q1, 2), 2);
+    r = blk_add(d, q1, VIRTIO_BLK_T_IN, 0, buf, 512);
+    virtio_driver_notify(q1);                   /* the doorbell */
+    virtio_driver_notify_register(q1);          /* the register, as a KVM exit */
+    virtio_driver_run(d);
+    g_usleep(10000);
+    virtio_driver_run(d);
+    assert_int_equal(virtio_driver_common_read(d, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+    assert_null(virtio_driver_get_used(q1, NULL));
+    assert_int_equal(*(uint8_t *)virtio_driver_mem(d, r.status, 1), 0xee);
+    assert_int_equal(virtio_driver_queue_interrupts(q1), 0);
+    assert_int_equal(harness_take_guest_warnings(), 0);
+
+    /* Queues that do not exist, and an address between two doorbells. */
+    virtio_driver_mmio_write(d, notify + VIRTIO_PCI_NOTIFY_MULTIPLIER * 2, 2, 2);
+    virtio_driver_mmio_write(d, notify + VIRTIO_PCI_NOTIFY_MULTIPLIER * 1000, 2, 1000);
+    virtio_driver_mmio_write(d, notify + 2, 2, 0);
+    virtio_driver_common_write(d, VIRTIO_PCI_COMMON_Q_SELECT, 2, 2);
+    assert_int_equal(virtio_driver_common_read(d, VIRTIO_PCI_COMMON_Q_SIZE, 2), 0);
+    virtio_driver_common_write(d, VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+    virtio_driver_run(d);
+    assert_int_equal(harness_take_guest_warnings(), 4);
+    assert_null(virtio_driver_get_used(q1, NULL));
+    assert_int_equal(*(uint8_t *)virtio_driver_mem(d, r.status, 1), 0xee);
+    assert_int_equal(virtio_driver_config_interrupts(d), 0);
+    assert_false(virtio_driver_get_status(d) & VIRTIO_STATUS_NEEDS_RESET);
+
+    /* Queue 0 works on, without a reset. */
+    assert_int_equal(blk_do(d, 0, VIRTIO_BLK_T_IN, 0, buf, 512), VIRTIO_BLK_S_OK);
+    fill(want, 512, 0, 11);
+    assert_memory_equal(virtio_driver_mem(d, buf, 512), want, 512);
+    assert_null(virtio_driver_get_used(q1, NULL));
+    /* After a reset and a proper set-up, both queues serve requests. */
+    blk_restart(d, VIRTIO_DRIVER_ALL_FEATURES, 2, 11);
+    assert_int_equal(harness_take_guest_warnings(), 0);
+}
+
+/*
+ * Zero-length descriptors carry nothing, wherever they point (even outside
+ * RAM): the virtqueue skips them. A read or write whose only data
+ * descriptor is empty is a zero-length request: OK, nothing moved, yet
+ * still range-checked. An empty descriptor after the status byte does not
+ * move it; an empty status descriptor leaves the request without one.
+ */
+static void test_zero_length(void **state)
+{
+    static const uint64_t hole = 0x7fff0000000ULL;
+    g_autoptr(HarnessEnv) e = harness_env_new("blk", 0);
+    g_autofree char *path = make_raw("zero.img", 12);
+    g_autofree char *opts = g_strdup_printf("path=%s,serial=disk-0123", path);
+    g_autoptr(VirtioDriver) d = blk_ready(e, opts, VIRTIO_DRIVER_ALL_FEATURES, 1);
+    VirtioDriverQueue *q = virtio_driver_queue(d, 0);
+    uint64_t buf = virtio_driver_alloc(d, 512, 512);
+    uint64_t hdr = virtio_driver_alloc(d, 16, 16), st = virtio_driver_alloc(d, 16, 16);
+    uint8_t *h = virtio_driver_mem(d, hdr, 16);
+    uint8_t *status = virtio_driver_mem(d, st, 1);
+    uint8_t want[512], got[512];
+    uint32_t len;
+
+    for (unsigned indirect = 0; indirect < 2; indirect++) {
+        virtio_driver_queue_set_indirect(q, indirect);
+        /* A read into an empty descriptor outside RAM, and one beyond the disk. */
+        vireo_le_store(h, 4, VIRTIO_BLK_T_IN);
+        vireo_le_store(h + 8, 8, 0);
+        *status = 0xee;
+        assert_true(virtio_driver_add(q, &(VirtioDriverBuf){ hdr, 16 }, 1,
+                                      (VirtioDriverBuf[]){ { hole, 0 }, { st, 1 } }, 2,
+                                      GSIZE_TO_POINTER(st)) >= 0);
+        virtio_driver_kick(q);
+        assert_int_equal(blk_wait_used(d, q, &len), st);
+        assert_int_equal(len, 1);
+        assert_int_equal(*status, VIRTIO_BLK_S_OK);
+        vireo_le_store(h + 8, 8, SECTORS + 1);
+        assert_true(virtio_driver_add(q, &(VirtioDriverBuf){ hdr, 16 }, 1,
+                                      (VirtioDriverBuf[]){ { hole, 0 }, { st, 1 } }, 2,
+                                      GSIZE_TO_POINTER(st)) >= 0);
+        virtio_driver_kick(q);
+        assert_int_equal(blk_wait_used(d, q, &len), st);
+        assert_int_equal(*status, VIRTIO_BLK_S_IOERR);
+        assert_int_equal(harness_take_guest_warnings(), 1);
+
+        /* A write of an empty descriptor: nothing written. */
+        vireo_le_store(h, 4, VIRTIO_BLK_T_OUT);
+        vireo_le_store(h + 8, 8, 0);
+        *status = 0xee;
+        assert_true(virtio_driver_add(q, (VirtioDriverBuf[]){ { hdr, 16 }, { hole, 0 } }, 2,
+                                      &(VirtioDriverBuf){ st, 1 }, 1,
+                                      GSIZE_TO_POINTER(st)) >= 0);
+        virtio_driver_kick(q);
+        assert_int_equal(blk_wait_used(d, q, &len), st);
+        assert_int_equal(len, 1);
+        assert_int_equal(*status, VIRTIO_BLK_S_OK);
+
+        /* GET_ID into an empty descriptor: OK, nothing written. */
+        vireo_le_store(h, 4, VIRTIO_BLK_T_GET_ID);
+        *status = 0xee;
+        memset(virtio_driver_mem(d, buf, 32), 0xaa, 32);
+        assert_true(virtio_driver_add(q, &(VirtioDriverBuf){ hdr, 16 }, 1,
+                                      (VirtioDriverBuf[]){ { buf, 0 }, { st, 1 } }, 2,
+                                      GSIZE_TO_POINTER(st)) >= 0);
+        virtio_driver_kick(q);
+        assert_int_equal(blk_wait_used(d, q, &len), st);
+        assert_int_equal(*status, VIRTIO_BLK_S_OK);
+        assert_int_equal(*(uint8_t *)virtio_driver_mem(d, buf, 1), 0xaa);
+
+        /* An empty descriptor after the status byte: the status stays where it was. */
+        vireo_le_store(h, 4, VIRTIO_BLK_T_IN);
+        vireo_le_store(h + 8, 8, 1);
+        *status = 0xee;
+        memset(virtio_driver_mem(d, buf, 512), 0, 512);
+        assert_true(virtio_driver_add(q, &(VirtioDriverBuf){ hdr, 16 }, 1,
+                                      (VirtioDriverBuf[]){ { buf, 512 }, { st, 1 },
+                                                           { hole, 0 } }, 3,
+                                      GSIZE_TO_POINTER(st)) >= 0);
+        virtio_driver_kick(q);
+        assert_int_equal(blk_wait_used(d, q, &len), st);
+        assert_int_equal(len, 513);
+        assert_int_equal(*status, VIRTIO_BLK_S_OK);
+        fill(want, 512, 512, 12);
+        assert_memory_equal(virtio_driver_mem(d, buf, 512), want, 512);
+
+        /* Only an empty status descriptor: no status byte, returned with nothing done. */
+        vireo_le_store(h, 4, VIRTIO_BLK_T_OUT);
+        vireo_le_store(h + 8, 8, 0);
+        memset(virtio_driver_mem(d, buf, 512), 0x5a, 512);
+        *status = 0xee;
+        assert_true(virtio_driver_add(q, (VirtioDriverBuf[]){ { hdr, 16 }, { buf, 512 } }, 2,
+                                      &(VirtioDriverBuf){ st, 0 }, 1,
+                                      GSIZE_TO_POINTER(hdr)) >= 0);
+        virtio_driver_kick(q);
+        assert_int_equal(blk_wait_used(d, q, &len), hdr);
+        assert_int_equal(len, 0);
+        assert_int_equal(*status, 0xee);
+        assert_int_equal(harness_take_guest_warnings(), 1);
+    }
+    /* The image is as it was; no request broke the queue. */
+    file_read(path, 0, got, 512);
+    fill(want, 512, 0, 12);
+    assert_memory_equal(got, want, 512);
+    assert_false(virtio_driver_get_status(d) & VIRTIO_STATUS_NEEDS_RESET);
+    assert_int_equal(virtio_driver_config_interrupts(d), 0);
+    /* And after a reset it serves requests as before. */
+    blk_restart(d, VIRTIO_DRIVER_ALL_FEATURES, 1, 12);
+    assert_int_equal(harness_take_guest_warnings(), 0);
 }
 
 /* A host I/O error is the guest's IOERR, not the device's end. */
@@ -743,6 +997,8 @@ int main(void)
         cmocka_unit_test(test_multiqueue),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_broken_ring),
+        cmocka_unit_test(test_stray_notify),
+        cmocka_unit_test(test_zero_length),
         cmocka_unit_test(test_host_errors),
         cmocka_unit_test(test_state),
         cmocka_unit_test(test_options),

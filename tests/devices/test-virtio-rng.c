@@ -3,8 +3,10 @@
  * virtio-rng (devices/virtio/rng.c) through the test driver: random bytes
  * straight into the driver's buffers, many requests with every ring
  * feature and interrupt mode, the rate limit on the harness's fake clock,
- * options, a broken ring, and state saved in the middle of a rate-limit
- * period.
+ * options, broken rings (a descriptor loop, addresses and indices out of
+ * range, the available index overflowing or going back), stray
+ * notifications, zero-length buffers, and state saved in the middle of a
+ * rate-limit period.
  */
 #include <string.h>
 
@@ -345,23 +347,230 @@ static void test_options(void **state)
     device_free(harness_device_new(e, RNG, ""));
 }
 
-/* A malformed ring: DEVICE_NEEDS_RESET and a configuration interrupt, no crash. */
+/*
+ * Reset, set up again as Linux does, and one request served: what a driver
+ * does after DEVICE_NEEDS_RESET, and the proof that the device recovered.
+ */
+static void rng_restart(VirtioDriver *d)
+{
+    uint64_t buf;
+
+    assert_true(virtio_driver_init(d, VIRTIO_DRIVER_ALL_FEATURES));
+    virtio_driver_setup_queue(d, 0, 0);
+    virtio_driver_ok(d);
+    assert_false(virtio_driver_get_status(d) & VIRTIO_STATUS_NEEDS_RESET);
+    buf = rng_request(d, 64);
+    assert_true(virtio_driver_kick(virtio_driver_queue(d, 0)));
+    virtio_driver_run(d);
+    assert_int_equal(rng_used(d, buf), 64);
+    assert_false(all_zero(virtio_driver_mem(d, buf, 64), 64));
+}
+
+/*
+ * Malformed rings: DEVICE_NEEDS_RESET, one configuration interrupt, one
+ * warning, nothing used or written; kicks after that change nothing, and a
+ * reset recovers. (Each case warns once from the same place, well under
+ * the rate limit's burst, so the counts are exact.)
+ */
 static void test_broken_ring(void **state)
 {
-    g_autoptr(HarnessEnv) e = harness_env_new("rng", 0);
-    g_autoptr(VirtioDriver) d = rng_ready(e, NULL, VIRTIO_DRIVER_MSIX, VIRTIO_DRIVER_ALL_FEATURES);
-    VirtioDriverQueue *q = virtio_driver_queue(d, 0);
-    uint8_t *desc = virtio_driver_mem(d, virtio_driver_queue_desc(q), 16);
+    enum { OUTSIDE, LOOP, NEXT, HEAD, OVERFLOW, BACK, N_CASES };
+    /* What virtq_get_error() says: each case breaks the queue for its own reason. */
+    static const char *const why[N_CASES] = {
+        "is not inside RAM", "chain loops", "next index 64 outside the table",
+        "head index 64 outside the queue", "moved from 0 to 65", "moved from 1 to 0",
+    };
 
-    rng_request(d, 64);
-    /* The descriptor now points past the end of guest RAM. */
-    vireo_le_store(desc, 8, 0x7fff0000000ULL);
-    virtio_driver_kick(q);
-    virtio_driver_run(d);
-    assert_true(virtio_driver_get_status(d) & VIRTIO_STATUS_NEEDS_RESET);
-    assert_int_equal(virtio_driver_config_interrupts(d), 1);
+    for (unsigned c = 0; c < N_CASES; c++) {
+        g_autoptr(HarnessEnv) e = harness_env_new("rng", 0);
+        g_autoptr(VirtioDriver) d = rng_ready(e, NULL, VIRTIO_DRIVER_MSIX,
+                                              VIRTIO_DRIVER_ALL_FEATURES);
+        VirtioDriverQueue *q = virtio_driver_queue(d, 0);
+        uint16_t size = virtio_driver_queue_size(q);
+        uint8_t *avail = virtio_driver_mem(d, virtio_driver_queue_avail(q), 4 + 2 * size);
+        uint64_t buf = virtio_driver_alloc(d, 64, 16);
+        uint16_t idx;
+        uint8_t *desc;
+        unsigned irqs;
+        int head;
+        VirtQueue *vq;
+
+        if (c == BACK) {
+            /* One request served first, so that the index has somewhere to go back to. */
+            uint64_t first = rng_request(d, 64);
+
+            virtio_driver_kick(q);
+            virtio_driver_run(d);
+            assert_int_equal(rng_used(d, first), 64);
+        }
+        head = virtio_driver_add(q, NULL, 0, &(VirtioDriverBuf){ buf, 64 }, 1,
+                                 GUINT_TO_POINTER((guint)buf));
+        assert_true(head >= 0);
+        desc = virtio_driver_mem(d, virtio_driver_queue_desc(q) + 16ULL * head, 16);
+        idx = vireo_le_load(avail + 2, 2);
+        switch (c) {
+        case OUTSIDE:   /* the buffer past the end of guest RAM */
+            vireo_le_store(desc, 8, 0x7fff0000000ULL);
+            break;
+        case LOOP:      /* the descriptor chains to itself */
+            vireo_le_store(desc + 12, 2, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE);
+            vireo_le_store(desc + 14, 2, head);
+            break;
+        case NEXT:      /* it chains to a descriptor beyond the table */
+            vireo_le_store(desc + 12, 2, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE);
+            vireo_le_store(desc + 14, 2, size);
+            break;
+        case HEAD:      /* the available entry names a head beyond the table */
+            vireo_le_store(avail + 4 + 2 * ((idx - 1) & (size - 1)), 2, size);
+            break;
+        case OVERFLOW:  /* the index moves more than the queue size ahead */
+            vireo_le_store(avail + 2, 2, (uint16_t)(idx + size));
+            break;
+        default:        /* the index moves back behind what the device took */
+            vireo_le_store(avail + 2, 2, (uint16_t)(idx - 2));
+            break;
+        }
+        irqs = virtio_driver_queue_interrupts(q);
+        virtio_driver_notify(q);
+        virtio_driver_run(d);
+        assert_true(virtio_driver_get_status(d) & VIRTIO_STATUS_NEEDS_RESET);
+        vq = virtio_pci_get_device(virtio_driver_device(d))->queues[0].vq;
+        if (!strstr(virtq_get_error(vq), why[c]))
+            fail_msg("case %u: error '%s' does not say '%s'", c, virtq_get_error(vq), why[c]);
+        assert_int_equal(virtio_driver_config_interrupts(d), 1);
+        assert_null(virtio_driver_get_used(q, NULL));
+        assert_int_equal(virtio_driver_queue_interrupts(q), irqs);
+        assert_true(all_zero(virtio_driver_mem(d, buf, 64), 64));
+        assert_int_equal(harness_take_guest_warnings(), 1);
+        /* A broken queue stays quiet: no second interrupt, no more warnings. */
+        virtio_driver_notify(q);
+        virtio_driver_notify_register(q);
+        virtio_driver_run(d);
+        assert_int_equal(virtio_driver_config_interrupts(d), 1);
+        assert_null(virtio_driver_get_used(q, NULL));
+        assert_int_equal(harness_take_guest_warnings(), 0);
+        /* The driver resets and starts over. */
+        rng_restart(d);
+        assert_int_equal(harness_take_guest_warnings(), 0);
+    }
+}
+
+/* Nothing happened on @q since it was set up: nothing used or written, no interrupt. */
+static void rng_check_untouched(VirtioDriver *d, VirtioDriverQueue *q, uint64_t buf)
+{
     assert_null(virtio_driver_get_used(q, NULL));
-    harness_take_guest_warnings();
+    assert_true(all_zero(virtio_driver_mem(d, buf, 64), 64));
+    assert_int_equal(virtio_driver_queue_interrupts(q), 0);
+    assert_int_equal(virtio_driver_config_interrupts(d), 0);
+    assert_false(virtio_driver_get_status(d) & VIRTIO_STATUS_NEEDS_RESET);
+}
+
+/*
+ * Notifications for a queue the driver never enabled, beyond the last
+ * queue, or between two doorbells: ignored (with a warning for those that
+ * name no queue), and the device works on.
+ */
+static void test_stray_notify(void **state)
+{
+    g_autoptr(HarnessEnv) e = harness_env_new("rng", 0);
+    VirtioDriverParams p = { .irq_mode = VIRTIO_DRIVER_MSIX };
+    g_autoptr(VirtioDriver) d = virtio_driver_new(e, RNG, NULL, &p);
+    uint64_t notify = virtio_driver_layout(d)->notify.addr;
+    VirtioDriverQueue *q;
+    uint64_t buf;
+
+    /* DRIVER_OK with queue 0 never enabled; a request in rings the device does not know. */
+    assert_true(virtio_driver_init(d, VIRTIO_DRIVER_ALL_FEATURES));
+    virtio_driver_ok(d);
+    q = virtio_driver_alloc_queue(d, 0, 64);
+    assert_int_equal(virtio_driver_set_queue_vector(q, 1), 1);
+    buf = rng_request(d, 64);
+    virtio_driver_notify(q);                    /* the doorbell */
+    virtio_driver_notify_register(q);           /* the register, as a KVM exit */
+    virtio_driver_run(d);
+    assert_int_equal(virtio_driver_common_read(d, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+    rng_check_untouched(d, q, buf);
+    assert_int_equal(harness_take_guest_warnings(), 0);
+
+    /* Queues that do not exist (rng has one), and an address between two doorbells. */
+    virtio_driver_mmio_write(d, notify + VIRTIO_PCI_NOTIFY_MULTIPLIER * 1, 2, 1);
+    virtio_driver_mmio_write(d, notify + VIRTIO_PCI_NOTIFY_MULTIPLIER * 1000, 2, 1000);
+    virtio_driver_mmio_write(d, notify + 2, 2, 0);
+    virtio_driver_common_write(d, VIRTIO_PCI_COMMON_Q_SELECT, 2, 1);
+    assert_int_equal(virtio_driver_common_read(d, VIRTIO_PCI_COMMON_Q_SIZE, 2), 0);
+    virtio_driver_common_write(d, VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+    virtio_driver_run(d);
+    rng_check_untouched(d, q, buf);
+    assert_int_equal(harness_take_guest_warnings(), 4);
+
+    /* A reset and a proper set-up: it serves requests. */
+    rng_restart(d);
+
+    /* Enabled, notified before DRIVER_OK: nothing until DRIVER_OK, which serves it. */
+    assert_true(virtio_driver_init(d, VIRTIO_DRIVER_ALL_FEATURES));
+    q = virtio_driver_setup_queue(d, 0, 0);
+    buf = rng_request(d, 64);
+    virtio_driver_notify(q);
+    virtio_driver_run(d);
+    assert_null(virtio_driver_get_used(q, NULL));
+    assert_true(all_zero(virtio_driver_mem(d, buf, 64), 64));
+    virtio_driver_ok(d);
+    virtio_driver_run(d);
+    assert_int_equal(rng_used(d, buf), 64);
+    assert_false(all_zero(virtio_driver_mem(d, buf, 64), 64));
+    assert_int_equal(harness_take_guest_warnings(), 0);
+}
+
+/*
+ * Zero-length buffers carry nothing, wherever they point (even outside
+ * RAM): skipped, never an error. A request of only those is used with 0
+ * bytes; among others, the bytes go to the buffers that have room. With
+ * and without indirect tables.
+ */
+static void test_zero_length(void **state)
+{
+    static const uint64_t hole = 0x7fff0000000ULL;
+
+    for (unsigned indirect = 0; indirect < 2; indirect++) {
+        g_autoptr(HarnessEnv) e = harness_env_new("rng", 0);
+        g_autoptr(VirtioDriver) d = rng_ready(e, NULL, VIRTIO_DRIVER_MSIX,
+                                              VIRTIO_DRIVER_ALL_FEATURES);
+        VirtioDriverQueue *q = virtio_driver_queue(d, 0);
+        uint64_t buf = virtio_driver_alloc(d, 64, 16), out = virtio_driver_alloc(d, 16, 16);
+        uint32_t len = 99;
+
+        virtio_driver_queue_set_indirect(q, indirect);
+        assert_true(virtio_driver_add(q, NULL, 0, &(VirtioDriverBuf){ hole, 0 }, 1,
+                                      GUINT_TO_POINTER(1)) >= 0);
+        assert_true(virtio_driver_add(q, &(VirtioDriverBuf){ out, 0 }, 1,
+                                      &(VirtioDriverBuf){ buf, 0 }, 1, GUINT_TO_POINTER(2)) >= 0);
+        assert_true(virtio_driver_add(q, &(VirtioDriverBuf){ hole, 0 }, 1,
+                                      (VirtioDriverBuf[]){ { hole, 0 }, { buf, 16 },
+                                                           { buf + 16, 0 }, { buf + 32, 32 } },
+                                      4, GUINT_TO_POINTER(3)) >= 0);
+        assert_true(virtio_driver_kick(q));
+        virtio_driver_run(d);
+        assert_int_equal(GPOINTER_TO_UINT(virtio_driver_get_used(q, &len)), 1);
+        assert_int_equal(len, 0);
+        len = 99;
+        assert_int_equal(GPOINTER_TO_UINT(virtio_driver_get_used(q, &len)), 2);
+        assert_int_equal(len, 0);
+        assert_int_equal(GPOINTER_TO_UINT(virtio_driver_get_used(q, &len)), 3);
+        assert_int_equal(len, 48);
+        assert_null(virtio_driver_get_used(q, NULL));
+        assert_false(all_zero(virtio_driver_mem(d, buf, 16), 16));
+        assert_true(all_zero(virtio_driver_mem(d, buf + 16, 16), 16));
+        assert_false(all_zero(virtio_driver_mem(d, buf + 32, 32), 32));
+        assert_int_equal(virtio_driver_queue_interrupts(q), 1);
+        assert_false(virtio_driver_get_status(d) & VIRTIO_STATUS_NEEDS_RESET);
+        assert_int_equal(harness_take_guest_warnings(), 0);
+        /* The queue goes on, and after a reset too. */
+        buf = rng_request(d, 64);
+        virtio_driver_kick(q);
+        virtio_driver_run(d);
+        assert_int_equal(rng_used(d, buf), 64);
+        rng_restart(d);
+    }
 }
 
 int main(void)
@@ -373,6 +582,8 @@ int main(void)
         cmocka_unit_test(test_state),
         cmocka_unit_test(test_options),
         cmocka_unit_test(test_broken_ring),
+        cmocka_unit_test(test_stray_notify),
+        cmocka_unit_test(test_zero_length),
     };
 
     harness_init();
