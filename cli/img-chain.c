@@ -151,8 +151,9 @@ int img_chain_commit_run(int argc, char **argv)
     BlockOpenOptions o = { 0 };
     g_autoptr(BlockDev) bs = NULL;
     g_autoptr(GError) err = NULL;
-    gboolean quiet = FALSE, keep = FALSE;
+    gboolean quiet = FALSE, keep = FALSE, progress = FALSE;
     const char *file, *base = NULL;
+    ImgProgress prog;
     int c;
 
     while ((c = getopt_long(argc, argv, "hf:t:b:dpqr:", longopts, NULL)) != -1) {
@@ -164,7 +165,7 @@ int img_chain_commit_run(int argc, char **argv)
             break;
         case 'b': base = optarg; break;
         case 'd': keep = TRUE; break;
-        case 'p': break;      /* the library commits in one call: no progress */
+        case 'p': progress = TRUE; break;
         case 'q': quiet = TRUE; break;
         case 'r': break;      /* no rate limit */
         default: return img_util_usage_error("commit", "invalid option");
@@ -190,10 +191,16 @@ int img_chain_commit_run(int argc, char **argv)
             return 1;
         }
     }
+    /*
+     * block_commit() copies in one call and reports nothing on the way, so
+     * the line shows 0% before and 100% once the data is in the base.
+     */
+    img_util_progress_start(&prog, progress && !quiet);
     if (!block_commit(bs, !keep, &err) || !block_flush_sync(bs, &err)) {
         img_util_error_gerror(file, err);
         return 1;
     }
+    img_util_progress_end(&prog);
     if (!quiet)
         printf("Image committed.\n");
     return 0;
