@@ -745,11 +745,16 @@ def t_socket_activation(ctx):
     proc = subprocess.Popen(cmd, stdout=logf, stderr=logf)
     try:
         wait_for(lambda: all(os.path.exists(s) for s in socks), 5, 'activation sockets')
+        inodes = [os.stat(s).st_ino for s in socks]
         uri = 'qemu+unix:///system?socket=' + socks[0]
         virsh(uri, 'define', ctx.write('sa.xml', domain_xml('sa', ctx.guest('powerbutton'))))
         virsh(uri, 'start', 'sa')
         check(virsh('qemu+unix:///system?socket=' + socks[1], 'list').stdout.split()[1] == 'sa',
               'ro socket from activation')
+        # It served on the inherited sockets, not on ones it bound again at the same paths.
+        with open(os.path.join(ctx.root, 'activate.log'), errors='replace') as f:
+            check('socket-activated' in f.read(), 'vireod did not log its socket activation')
+        check([os.stat(s).st_ino for s in socks] == inodes, 'activation sockets replaced')
         # A running VM keeps it alive past the timeout.
         time.sleep(3.5)
         check(proc.poll() is None, 'idle exit with a VM running')
