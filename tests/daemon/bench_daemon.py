@@ -4,7 +4,7 @@
 - idle RSS of vireod (no clients, no domains; then with 1000 definitions);
 - 1000 defines and one list, through python3-libvirt (one connection) and
   through Debian's virsh (one virsh process reading the commands on stdin);
-- `virsh start` to the guest program's first serial byte (bench-first-insn
+- `vireo start` and `virsh start` to the guest program's first serial byte (bench-first-insn
   writes '!' as its first instruction; the serial port is a file that is
   polled every 0.2 ms).
 
@@ -130,6 +130,33 @@ def _bench_defines(libvirt, vireod, vmm, kernel, parent, where):
         shutil.rmtree(root, ignore_errors=True)
 
 
+def _start_to_first_byte(tool, uri, serial, runs):
+    """`TOOL start first` until the guest's first serial byte, and until TOOL returns."""
+    to_byte, to_return = [], []
+    for _ in range(runs):
+        if os.path.exists(serial):
+            os.unlink(serial)
+        t0 = time.perf_counter()
+        p = subprocess.Popen([tool, '-q', '-c', uri, 'start', 'first'],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while not (os.path.exists(serial) and os.path.getsize(serial) > 0):
+            time.sleep(0.0002)
+            if time.perf_counter() - t0 > 10:
+                raise RuntimeError('%s start: no serial output' % tool)
+        to_byte.append(time.perf_counter() - t0)
+        p.wait()
+        to_return.append(time.perf_counter() - t0)
+        # The program powers off by itself; wait for the domain to be off.
+        end = time.time() + 10
+        while time.time() < end:
+            st = subprocess.run([VIRSH, '-q', '-c', uri, 'domstate', 'first'],
+                                capture_output=True, text=True).stdout.strip()
+            if st == 'shut off':
+                break
+            time.sleep(0.01)
+    return to_byte, to_return
+
+
 def bench_daemon(build, runs=10, rss_only=False):
     print("\n== vireod (issue #5 targets: idle RSS <= 5 MiB; 1000 defines + list < 1 s) ==")
     vireod = os.path.join(build, 'daemon', 'vireod')
@@ -167,7 +194,7 @@ def bench_daemon(build, runs=10, rss_only=False):
             _bench_defines(libvirt, vireod, vmm, kernel, '/dev/shm', 'tmpfs')
         print("%-44s %8d KiB" % ("RSS with 1000 definitions", rss1))
 
-        # virsh start -> first serial byte.
+        # vireo start and virsh start -> first serial byte.
         d = _Daemon(vireod, vmm, root)
         serial = os.path.join(root, 'serial.out')
         first = os.path.join(guests, 'bench-first-insn.elf')
@@ -176,31 +203,13 @@ def bench_daemon(build, runs=10, rss_only=False):
             f.write(_xml('first', first, serial))
         subprocess.run([VIRSH, '-q', '-c', d.uri, 'define', xml], check=True,
                        capture_output=True)
-        to_byte, to_return = [], []
-        for _ in range(runs):
-            if os.path.exists(serial):
-                os.unlink(serial)
-            t0 = time.perf_counter()
-            p = subprocess.Popen([VIRSH, '-q', '-c', d.uri, 'start', 'first'],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            while not (os.path.exists(serial) and os.path.getsize(serial) > 0):
-                time.sleep(0.0002)
-                if time.perf_counter() - t0 > 10:
-                    raise RuntimeError('no serial output')
-            to_byte.append(time.perf_counter() - t0)
-            p.wait()
-            to_return.append(time.perf_counter() - t0)
-            # The program powers off by itself; wait for the domain to be off.
-            end = time.time() + 10
-            while time.time() < end:
-                st = subprocess.run([VIRSH, '-q', '-c', d.uri, 'domstate', 'first'],
-                                    capture_output=True, text=True).stdout.strip()
-                if st == 'shut off':
-                    break
-                time.sleep(0.01)
-        print("%-44s %8.1f ms (median of %d; virsh start returns after %.1f ms)" %
-              ("virsh start -> first serial byte", statistics.median(to_byte) * 1000, runs,
-               statistics.median(to_return) * 1000))
+        vireo = os.path.join(build, 'cli', 'vireo')
+        clients = [('vireo', vireo)] if os.path.exists(vireo) else []
+        for name, tool in clients + [('virsh', VIRSH)]:
+            to_byte, to_return = _start_to_first_byte(tool, d.uri, serial, runs)
+            print("%-44s %8.1f ms (median of %d; %s start returns after %.1f ms)" %
+                  ("%s start -> first serial byte" % name, statistics.median(to_byte) * 1000,
+                   runs, name, statistics.median(to_return) * 1000))
         d.stop()
     finally:
         shutil.rmtree(root, ignore_errors=True)
