@@ -129,9 +129,11 @@ int img_chain_rebase_run(int argc, char **argv)
     }
     if (!unsafe) {
         img_util_progress_start(&prog, progress && !quiet);
-        if (!rebase_copy(bs, base, file, &prog))
+        if (!rebase_copy(bs, base, file, &prog)) {
+            img_util_progress_end(&prog, FALSE);
             return 1;
-        img_util_progress_end(&prog);
+        }
+        img_util_progress_end(&prog, TRUE);
     }
     if (!block_change_backing_file(bs, backing, backing ? backing_fmt : NULL, &err) ||
         !block_flush_sync(bs, &err)) {
@@ -197,10 +199,11 @@ int img_chain_commit_run(int argc, char **argv)
      */
     img_util_progress_start(&prog, progress && !quiet);
     if (!block_commit(bs, !keep, &err) || !block_flush_sync(bs, &err)) {
+        img_util_progress_end(&prog, FALSE);
         img_util_error_gerror(file, err);
         return 1;
     }
-    img_util_progress_end(&prog);
+    img_util_progress_end(&prog, TRUE);
     if (!quiet)
         printf("Image committed.\n");
     return 0;

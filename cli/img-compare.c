@@ -134,7 +134,7 @@ int img_compare_run(int argc, char **argv)
             return COMPARE_ERROR;
         d = first_difference(ba, bb, len);
         if (d < len) {
-            img_util_progress_end(&prog);
+            img_util_progress_end(&prog, FALSE);
             if (!quiet)
                 printf("Content mismatch at offset %" PRIu64 "!\n",
                        (off + d) / BLOCK_SECTOR_SIZE * BLOCK_SECTOR_SIZE);
@@ -164,7 +164,7 @@ int img_compare_run(int argc, char **argv)
             if (read_chunk(longer, off, ba, len, lf))
                 return COMPARE_ERROR;
             if (!is_zero(ba, len, &nz)) {
-                img_util_progress_end(&prog);
+                img_util_progress_end(&prog, FALSE);
                 if (!quiet)
                     printf("Content mismatch at offset %" PRIu64 "!\n",
                            (off + nz) / BLOCK_SECTOR_SIZE * BLOCK_SECTOR_SIZE);
@@ -174,7 +174,7 @@ int img_compare_run(int argc, char **argv)
             img_util_progress_update(&prog, off, total);
         }
     }
-    img_util_progress_end(&prog);
+    img_util_progress_end(&prog, TRUE);
     if (!quiet)
         printf("Images are identical.\n");
     return COMPARE_SAME;

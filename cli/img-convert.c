@@ -379,6 +379,6 @@ int img_convert_run(int argc, char **argv)
         img_util_error_gerror(cv.dst_name, err);
         ok = FALSE;
     }
-    img_util_progress_end(&prog);
+    img_util_progress_end(&prog, ok);
     return ok ? 0 : 1;
 }

@@ -171,11 +171,12 @@ void img_util_progress_update(ImgProgress *p, uint64_t done, uint64_t total)
     fflush(stdout);
 }
 
-void img_util_progress_end(ImgProgress *p)
+void img_util_progress_end(ImgProgress *p, gboolean completed)
 {
     if (!p->enabled)
         return;
-    if (p->last < 100.0)
+    /* A failed or stopped operation keeps the figure it reached, as qemu-img's does. */
+    if (completed && p->last < 100.0)
         printf("    (%3.2f/100%%)\r", 100.0);
     printf("\n");
     fflush(stdout);

@@ -110,7 +110,8 @@ typedef struct ImgProgress {
 
 void img_util_progress_start(ImgProgress *p, gboolean requested);
 void img_util_progress_update(ImgProgress *p, uint64_t done, uint64_t total);
-void img_util_progress_end(ImgProgress *p);
+/* The newline after the line; 100% first only if @completed. */
+void img_util_progress_end(ImgProgress *p, gboolean completed);
 
 /* ---- img-json.c: JSON laid out exactly as qemu-img prints it ---- */
 

@@ -117,6 +117,15 @@ def test_compare(d):
     out, status = on_tty("compare", "-p", "-q", raw, qcow2)
     assert (out, status) == (b"", 0), ("compare -p -q", out)
     assert no_progress("compare", "compare", "-p", raw, qcow2) == "Images are identical.\n"
+    # Stopped at a difference half-way: the line keeps the figure it reached, as
+    # qemu-img's does, instead of claiming 100%.
+    with open(raw, "r+b") as f:
+        f.seek(32 * MIB)
+        f.write(b"\xff")
+    out, status = on_tty("compare", "-p", raw, qcow2)
+    values = [float(v) for v in PROGRESS.findall(out)]
+    assert status == 1 and values and max(values) < 100.0, ("compare mismatch", values, out)
+    assert out.endswith(b"\r\nContent mismatch at offset 33554432!\r\n"), out
 
 
 @case
