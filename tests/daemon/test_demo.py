@@ -16,9 +16,11 @@ import glob
 import os
 import pty
 import select
-import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_vireod_linux import test_kernel  # noqa: E402
 
 SKIP = 77
 
@@ -93,13 +95,10 @@ def main():
     if not os.access('/dev/kvm', os.W_OK):
         print('SKIP: needs /dev/kvm')
         return SKIP
-    if not os.path.exists('/usr/src/linux-source-6.1.tar.xz'):
-        print('SKIP: linux-source-6.1 is not installed, cannot build the test kernel')
+    kernel = test_kernel(args, 'shell')
+    if not kernel:
         return SKIP
-    kdir = subprocess.run([args.build_kernel], check=True, capture_output=True,
-                          text=True).stdout.strip()
-    cmdline = subprocess.run([args.cmdline_script, 'vireo.test=shell'], check=True,
-                             capture_output=True, text=True).stdout.strip()
+    kdir, cmdline = kernel
     before = set(glob.glob('/tmp/vireo-demo.*'))
     demo = Demo([args.demo, args.build, kdir + '/vmlinux', args.initrd, cmdline],
                 args.timeout)

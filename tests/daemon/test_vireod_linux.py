@@ -27,6 +27,19 @@ import test_vireod as tv  # noqa: E402
 SKIP = 77
 
 
+def test_kernel(args, mode):
+    """(kernel directory, command line for /init's @mode), built or cached by
+    tests/guest/linux; None if the kernel's sources are not installed."""
+    if not os.path.exists('/usr/src/linux-source-6.1.tar.xz'):
+        print('SKIP: linux-source-6.1 is not installed, cannot build the test kernel')
+        return None
+    kdir = subprocess.run([args.build_kernel], check=True, capture_output=True,
+                          text=True).stdout.strip()
+    cmdline = subprocess.run([args.cmdline_script, 'vireo.test=' + mode], check=True,
+                             capture_output=True, text=True).stdout.strip()
+    return kdir, cmdline
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--vireod', required=True)
@@ -39,13 +52,10 @@ def main():
     if not os.path.exists(tv.VIRSH) or not os.access('/dev/kvm', os.W_OK):
         print('SKIP: needs virsh and /dev/kvm')
         return SKIP
-    if not os.path.exists('/usr/src/linux-source-6.1.tar.xz'):
-        print('SKIP: linux-source-6.1 is not installed, cannot build the test kernel')
+    kernel = test_kernel(args, 'powerdown')
+    if not kernel:
         return SKIP
-    kdir = subprocess.run([args.build_kernel], check=True, capture_output=True,
-                          text=True).stdout.strip()
-    cmdline = subprocess.run([args.cmdline_script, 'vireo.test=powerdown'], check=True,
-                             capture_output=True, text=True).stdout.strip()
+    kdir, cmdline = kernel
     root = tempfile.mkdtemp(prefix='vrdl-', dir='/tmp')
     console = os.path.join(root, 'console.log')
     ctx = tv.Ctx(argparse.Namespace(vireod=args.vireod, vmm=args.vmm), root)
