@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 TOOL = None
 FAILURES = []
@@ -85,7 +86,9 @@ def case(fn):
             print("ok", fn.__name__)
         except Exception as e:  # report every case, fail at the end
             FAILURES.append(fn.__name__)
+            # The whole traceback: an assert without a message says nothing else.
             print("FAIL", fn.__name__, e)
+            traceback.print_exc(file=sys.stdout)
         finally:
             shutil.rmtree(d, ignore_errors=True)
     wrapper.__name__ = fn.__name__
