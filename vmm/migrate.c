@@ -81,16 +81,23 @@ typedef struct StatusEvent {
     MigStatus status;
 } StatusEvent;
 
+/* Loop thread. */
+static void emit_migration_event(Migrate *mig, MigStatus status)
+{
+    JsonValue *data;
+
+    if (!mig->qmp)
+        return;
+    data = json_new_object();
+    json_object_set_string(data, "status", mig_status_name(status));
+    qmp_server_emit_event(mig->qmp, "MIGRATION", data);
+}
+
 static void emit_status(void *opaque)
 {
     g_autofree StatusEvent *ev = opaque;
-    JsonValue *data;
 
-    if (!ev->mig->qmp)
-        return;
-    data = json_new_object();
-    json_object_set_string(data, "status", mig_status_name(ev->status));
-    qmp_server_emit_event(ev->mig->qmp, "MIGRATION", data);
+    emit_migration_event(ev->mig, ev->status);
 }
 
 static void status_changed(void *opaque, MigStatus status)
@@ -245,7 +252,6 @@ static void source_done(void *opaque)
 {
     Migrate *mig = opaque;
     g_autoptr(GError) err = NULL;
-    StatusEvent *ev;
     MigStatus status;
 
     g_mutex_lock(&mig->lock);
@@ -253,10 +259,7 @@ static void source_done(void *opaque)
     err = g_steal_pointer(&mig->final_error);
     g_mutex_unlock(&mig->lock);
     mig->src_running = FALSE;
-    ev = g_new0(StatusEvent, 1);
-    ev->mig = mig;
-    ev->status = status;
-    emit_status(ev);
+    emit_migration_event(mig, status);
     if (err)
         g_warning("migration failed: %s", err->message);
     if (!mig->stopped_by_us)
