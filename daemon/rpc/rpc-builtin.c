@@ -72,6 +72,16 @@ static void supports_feature(RpcCall *call, gpointer args, gpointer opaque)
     rpc_call_reply(call, &ret);
 }
 
+/* Both programs' CONNECT_OPEN: a second one on the same connection is refused. */
+static gboolean refuse_reopen(RpcCall *call, RpcServerClient *c)
+{
+    if (!c->opened)
+        return FALSE;
+    rpc_call_reply_error(call, rpc_remote_error_new(RPC_ERR_INTERNAL_ERROR, RPC_FROM_RPC,
+                         "connection already open"));
+    return TRUE;
+}
+
 static void connect_open(RpcCall *call, gpointer args, gpointer opaque)
 {
     RemoteConnectOpenArgs *a = args;
@@ -79,11 +89,8 @@ static void connect_open(RpcCall *call, gpointer args, gpointer opaque)
     RpcServer *srv = c->srv;
     g_autoptr(GError) error = NULL;
 
-    if (c->opened) {
-        rpc_call_reply_error(call, rpc_remote_error_new(RPC_ERR_INTERNAL_ERROR, RPC_FROM_RPC,
-                             "connection already open"));
+    if (refuse_reopen(call, c))
         return;
-    }
     if (srv->hooks.open &&
         !srv->hooks.open(c, a->name, a->flags, srv->hooks_opaque, &error)) {
         rpc_call_fail_gerror(call, error);
@@ -111,11 +118,8 @@ static void admin_open(RpcCall *call, gpointer args, gpointer opaque)
 {
     RpcServerClient *c = rpc_call_get_client(call);
 
-    if (c->opened) {
-        rpc_call_reply_error(call, rpc_remote_error_new(RPC_ERR_INTERNAL_ERROR, RPC_FROM_RPC,
-                             "connection already open"));
+    if (refuse_reopen(call, c))
         return;
-    }
     c->opened = TRUE;
     rpc_call_reply(call, NULL);
 }
